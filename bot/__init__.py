@@ -1,0 +1,1 @@
+"""tutorbot: a tutoring bot that teaches people to follow and judge an argument."""
