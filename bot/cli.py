@@ -1,0 +1,133 @@
+"""The `tutorbot` command: play, check, lessons and run.
+
+A thin shell over the library: library errors become click errors here, at the edge,
+so a user sees one clear line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from bot.console import Console
+from bot.lesson import ChoiceNode, EndNode, WriteNode
+from bot.loader import LessonError, LoadedLesson, load_all
+from bot.settings import Settings
+from bot.store import Store
+from bot.tutor import Tutor
+from bot.validate import estimated_minutes
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"bad setting: {problems}") from None
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def load_lessons(paths: list[Path]) -> dict[str, LoadedLesson]:
+    """All lessons, or every problem printed and exit 1."""
+    try:
+        return load_all(paths)
+    except LessonError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{len(exc.problems)} problem(s) in the dialogue files; nothing was started")
+
+
+def describe(loaded: LoadedLesson) -> str:
+    lesson = loaded.lesson
+    nodes = lesson.nodes.values()
+    questions = sum(isinstance(n, (ChoiceNode, WriteNode)) for n in nodes)
+    endings = sum(isinstance(n, EndNode) for n in nodes)
+    return (
+        f"{len(lesson.nodes)} nodes, {questions} questions, {endings} ending{'s' * (endings != 1)}, "
+        f"about {estimated_minutes(lesson)} minutes"
+    )
+
+
+def pick_lesson(lessons: dict[str, LoadedLesson], wanted: str | None, fallback: str) -> str:
+    if wanted is not None:
+        if wanted not in lessons:
+            raise click.ClickException(f"no lesson '{wanted}'; there are: {', '.join(sorted(lessons))}")
+        return wanted
+    return fallback if fallback in lessons else sorted(lessons)[0]
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """A tutoring bot that teaches people to follow and judge an argument.
+
+    With no command: run the Telegram bot if TELEGRAM_BOT_TOKEN is set, else play the
+    lesson here in the terminal.
+    """
+    if ctx.invoked_subcommand is None:
+        settings = load_settings()
+        if settings.telegram_bot_token is None:
+            click.echo("No TELEGRAM_BOT_TOKEN is set, so the lesson plays here in the terminal.")
+            ctx.invoke(play)
+        else:
+            run = main.get_command(ctx, "run")
+            if run is None:
+                raise click.ClickException("this build has no Telegram front end")
+            ctx.invoke(run)
+
+
+@main.command()
+@click.option("--lesson", "lesson_id", help="Lesson id (see `tutorbot lessons`); default: where you were last.")
+@click.option("--learner", default="me", show_default=True, help="Whose progress this is; keeps learners apart in one database.")
+@click.option("--db", "database", type=click.Path(dir_okay=False, path_type=Path), help="Database file [default: tutorbot.db].")
+@click.option("--restart", is_flag=True, help="Start the lesson over.")
+@click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons.")
+def play(lesson_id: str | None, learner: str, database: Path | None, restart: bool, dialogues: Path | None) -> None:
+    """Play a lesson in the terminal. Quit any time (/quit, Ctrl-D, Ctrl-C); run again to resume."""
+    settings = load_settings(database=database, dialogues=dialogues)
+    lessons = load_lessons([settings.dialogues])
+    store = Store(settings.database)
+    try:
+        console = Console(Tutor(store, lessons), learner, write=click.echo)
+        if lesson_id is None:
+            latest = store.latest_progress(console.learner, "console")
+            fallback = latest.lesson if latest and latest.lesson in lessons else settings.default_lesson
+            lesson_id = pick_lesson(lessons, None, fallback)
+        else:
+            pick_lesson(lessons, lesson_id, settings.default_lesson)
+        console.play(lesson_id, restart=restart)
+    finally:
+        store.close()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def check(paths: tuple[Path, ...]) -> None:
+    """Validate dialogue files (default: the dialogues folder).
+
+    Prints every problem as `file:line: node-id: what is wrong` and exits 1, or one
+    summary line per lesson and exits 0.
+    """
+    targets = list(paths) or [load_settings().dialogues]
+    try:
+        lessons = load_all(targets)
+    except LessonError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
+        sys.exit(1)
+    for loaded in lessons.values():
+        click.echo(f"{loaded.path}: {loaded.lesson.id}: ok: {describe(loaded)}")
+
+
+@main.command()
+@click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons.")
+def lessons(dialogues: Path | None) -> None:
+    """List the lessons found, with title and size."""
+    settings = load_settings(dialogues=dialogues)
+    for loaded in load_lessons([settings.dialogues]).values():
+        click.echo(f"{loaded.lesson.id}: {loaded.lesson.title}")
+        click.echo(f"    {describe(loaded)}")

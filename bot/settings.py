@@ -1,0 +1,54 @@
+"""Settings from the environment or a `.env` file (pydantic-settings).
+
+Every setting is documented in `.env.example`. The token is a `SecretStr`, so it prints
+as `**********` wherever settings are shown or logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+BUNDLED_DIALOGUES = Path(__file__).resolve().parent.parent / "dialogues"
+
+
+def default_dialogues() -> Path:
+    """`dialogues/` in the working directory, else the one beside this package."""
+    here = Path("dialogues")
+    return here if here.is_dir() else BUNDLED_DIALOGUES
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUTORBOT_", env_file=".env", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "TUTORBOT_TELEGRAM_BOT_TOKEN")
+    )
+    database: Path = Path("tutorbot.db")
+    dialogues: Path = Field(default_factory=default_dialogues)
+    default_lesson: str = "madman"
+    instructors: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: SecretStr | None = None
+    bot_api_base_url: str = "https://api.telegram.org/bot"
+    bot_api_file_url: str = "https://api.telegram.org/file/bot"
+
+    @field_validator("instructors", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value

@@ -1,0 +1,264 @@
+"""Progress storage in one SQLite file (WAL), through sqlite-utils.
+
+The event log is the truth: one append-only row per learner action (who, which lesson and
+chat, the lesson file's hash, the node, the input, its outcome and the state after it).
+The progress table is derived from it by `fold`, both when an event is recorded (in the
+same transaction) and when `rebuild_progress` recomputes it from scratch.
+
+Progress belongs to a learner, a lesson and a chat: one person can study one-to-one and
+in several groups. Learner and chat ids are text ("tg:42", "local:alice", "console").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from bot.engine import Input, Result, State, input_to_dict
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+migrations = Migrations("tutorbot")
+
+
+@migrations()
+def m001_events_and_progress(db: Database) -> None:
+    db["learners"].create(
+        {"id": str, "name": str, "created_at": str, "blocked_at": str}, pk="id", not_null={"created_at"}
+    )
+    db["events"].create(
+        {
+            "id": int,
+            "learner": str,
+            "lesson": str,
+            "chat": str,
+            "lesson_hash": str,
+            "node": str,
+            "input": str,
+            "outcome": str,
+            "state": str,
+            "at": str,
+            "update_id": int,
+        },
+        pk="id",
+        not_null={"learner", "lesson", "chat", "lesson_hash", "input", "outcome", "state", "at"},
+    )
+    db["events"].create_index(["learner", "lesson", "chat", "id"])
+    db["events"].create_index(["lesson", "node"])
+    db["progress"].create(
+        {
+            "learner": str,
+            "lesson": str,
+            "chat": str,
+            "lesson_hash": str,
+            "node": str,
+            "section": str,
+            "score": int,
+            "finished": int,
+            "started_at": str,
+            "updated_at": str,
+            "finished_at": str,
+            "last_event": int,
+            "state": str,
+        },
+        pk=("learner", "lesson", "chat"),
+    )
+    db["progress"].create_index(["chat", "updated_at"])
+
+
+@migrations()
+def m002_inbox(db: Database) -> None:
+    # Telegram updates, stored before they are confirmed to Telegram and marked when handled.
+    db["inbox"].create(
+        {"update_id": int, "learner": str, "chat": str, "payload": str, "received_at": str, "handled_at": str},
+        pk="update_id",
+        not_null={"payload", "received_at"},
+    )
+    db["inbox"].create_index(["handled_at", "update_id"])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One learner's place in one lesson in one chat."""
+
+    learner: str
+    lesson: str
+    chat: str
+    lesson_hash: str
+    state: State
+    started_at: str
+    updated_at: str
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Progress:
+        return cls(
+            learner=row["learner"],
+            lesson=row["lesson"],
+            chat=row["chat"],
+            lesson_hash=row["lesson_hash"],
+            state=State.from_dict(json.loads(row["state"])),
+            started_at=row["started_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+def fold(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
+    """The progress row after `event`, given the row before it (None for the first)."""
+    state = State.from_dict(json.loads(event["state"]))
+    restarted = json.loads(event["input"])["kind"] == "start"
+    started_at = event["at"] if restarted or previous is None else previous["started_at"]
+    finished_at = None if restarted or previous is None else previous["finished_at"]
+    if state.finished and finished_at is None:
+        finished_at = event["at"]
+    return {
+        "learner": event["learner"],
+        "lesson": event["lesson"],
+        "chat": event["chat"],
+        "lesson_hash": event["lesson_hash"],
+        "node": state.node,
+        "section": state.section,
+        "score": state.score,
+        "finished": int(state.finished),
+        "started_at": started_at,
+        "updated_at": event["at"],
+        "finished_at": finished_at,
+        "last_event": event["id"],
+        "state": event["state"],
+    }
+
+
+class Store:
+    """The project's one SQLite database."""
+
+    def __init__(self, path: Path | str = ":memory:", clock: Clock = utc_now):
+        if str(path) == ":memory:":
+            self.db = Database(memory=True)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = Database(path)
+            self.db.enable_wal()
+        self.db.execute("PRAGMA busy_timeout = 5000")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.clock = clock
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def now(self) -> str:
+        return self.clock().isoformat(timespec="milliseconds")
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        with self.db.atomic() as db:
+            yield db
+
+    # --- learners -------------------------------------------------------------------
+
+    def ensure_learner(self, learner: str, name: str | None = None) -> None:
+        row = {"id": learner, "name": name, "created_at": self.now()}
+        self.db.execute(
+            "INSERT INTO learners (id, name, created_at) VALUES (:id, :name, :created_at) "
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, learners.name)",
+            row,
+        )
+
+    # --- progress -------------------------------------------------------------------
+
+    def progress(self, learner: str, lesson: str, chat: str) -> Progress | None:
+        rows = list(self.db["progress"].rows_where("learner = ? AND lesson = ? AND chat = ?", [learner, lesson, chat]))
+        return Progress.from_row(rows[0]) if rows else None
+
+    def latest_progress(self, learner: str, chat: str) -> Progress | None:
+        """The lesson this learner worked on last in this chat."""
+        rows = list(
+            self.db["progress"].rows_where(
+                "learner = ? AND chat = ?", [learner, chat], order_by="updated_at DESC, last_event DESC", limit=1
+            )
+        )
+        return Progress.from_row(rows[0]) if rows else None
+
+    def all_progress(self, learner: str) -> list[Progress]:
+        rows = self.db["progress"].rows_where("learner = ?", [learner], order_by="updated_at DESC")
+        return [Progress.from_row(row) for row in rows]
+
+    def record(
+        self,
+        learner: str,
+        lesson: str,
+        chat: str,
+        lesson_hash: str,
+        node: str | None,
+        value: Input,
+        result: Result,
+        update_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Append the event and update progress, in the caller's transaction or a new one."""
+        with self.atomic():
+            event = {
+                "learner": learner,
+                "lesson": lesson,
+                "chat": chat,
+                "lesson_hash": lesson_hash,
+                "node": node,
+                "input": json.dumps(input_to_dict(value)),
+                "outcome": json.dumps(result.outcome),
+                "state": json.dumps(result.state.to_dict()),
+                "at": self.now(),
+                "update_id": update_id,
+            }
+            cursor = self.db.execute(
+                "INSERT INTO events (learner, lesson, chat, lesson_hash, node, input, outcome, state, at, update_id) "
+                "VALUES (:learner, :lesson, :chat, :lesson_hash, :node, :input, :outcome, :state, :at, :update_id)",
+                event,
+            )
+            event["id"] = cursor.lastrowid
+            previous = self.db["progress"].rows_where(
+                "learner = ? AND lesson = ? AND chat = ?", [learner, lesson, chat]
+            )
+            row = fold(next(iter(previous), None), event)
+            self.db["progress"].upsert(row, pk=("learner", "lesson", "chat"))
+        return event
+
+    def rebuild_progress(self) -> None:
+        """Recompute the whole progress table from the event log."""
+        with self.atomic():
+            self.db.execute("DELETE FROM progress")
+            rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for event in self.db["events"].rows_where(order_by="id"):
+                key = (event["learner"], event["lesson"], event["chat"])
+                rows[key] = fold(rows.get(key), event)
+            if rows:
+                self.db["progress"].insert_all(rows.values(), pk=("learner", "lesson", "chat"))
+
+    # --- the event log --------------------------------------------------------------
+
+    def events(self, learner: str | None = None, lesson: str | None = None, chat: str | None = None) -> list[dict]:
+        where, args = [], []
+        for column, value in (("learner", learner), ("lesson", lesson), ("chat", chat)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        rows = self.db["events"].rows_where(" AND ".join(where) or None, args, order_by="id")
+        return [{**row, **{k: json.loads(row[k]) for k in ("input", "outcome", "state")}} for row in rows]
+
+    def forget(self, learner: str) -> None:
+        """Delete everything stored about a learner."""
+        with self.atomic():
+            for table, column in (("events", "learner"), ("progress", "learner"), ("inbox", "learner"), ("learners", "id")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])

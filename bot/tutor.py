@@ -1,0 +1,145 @@
+"""The tutor: what a learner can do, for every front end (terminal, Telegram, tests).
+
+It joins the pure engine to the store: loads a learner's state, applies an input, and
+records the event and the new progress in one transaction. An input that does not fit
+(a stale button, text where a choice is asked) records nothing and answers with a notice
+and the current step again. The wording of those answers lives here, so that every front
+end says the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import engine
+from bot.engine import Input, InputError, Notice, Output, Resync, Start, State, Step
+from bot.loader import LoadedLesson
+from bot.store import Progress, Store
+
+
+class UnknownLesson(Exception):
+    """No lesson has that id."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to show the learner after an action."""
+
+    lesson: str | None
+    outputs: tuple[Output, ...]
+    error: InputError | None = None
+
+    @property
+    def step(self) -> Step | None:
+        steps = [o for o in self.outputs if isinstance(o, Step)]
+        return steps[-1] if steps else None
+
+
+def explain(error: InputError) -> str:
+    """What to tell a learner whose input did not fit."""
+    if isinstance(error, engine.StaleInput):
+        return "That button belongs to an earlier step, so nothing changed. Here is where you are now:"
+    if isinstance(error, engine.InvalidOption):
+        return "That answer is not one of the options. Here is the question again:"
+    if isinstance(error, engine.TooShort):
+        return f"Could you say a little more? {str(error).capitalize()}."
+    if isinstance(error, engine.LessonFinished):
+        return "You have finished this lesson. Use /restart to go through it again, or /lessons for others."
+    if isinstance(error, engine.NotStarted):
+        return "You have not started a lesson yet. Use /start to begin."
+    return "That is not an answer to this step. Here it is again:"
+
+
+class Tutor:
+    """Lessons plus a store: the use cases of a learner."""
+
+    def __init__(self, store: Store, lessons: dict[str, LoadedLesson]):
+        self.store = store
+        self.lessons = lessons
+
+    def loaded(self, lesson_id: str) -> LoadedLesson:
+        try:
+            return self.lessons[lesson_id]
+        except KeyError:
+            raise UnknownLesson(lesson_id) from None
+
+    def begin(self, learner: str, chat: str, lesson_id: str, restart: bool = False, update_id: int | None = None) -> Reply:
+        """Start a lesson, or resume it where the learner was (unless `restart`)."""
+        loaded = self.loaded(lesson_id)
+        progress = self.store.progress(learner, lesson_id, chat)
+        if progress is None or restart:
+            return self._apply(learner, chat, loaded, State(), Start(), update_id)
+        with self.store.atomic():
+            state, said = self._resynced(learner, chat, loaded, progress, update_id)
+            if state.finished:
+                return Reply(lesson_id, said + (Notice(explain(engine.LessonFinished())),))
+            step = engine.view(loaded.lesson, state)
+            part = Notice(f"Welcome back to “{loaded.lesson.title}”. You are in part {step.part} of {step.parts}: {step.section}.")
+            return Reply(lesson_id, said + (part, step))
+
+    def act(self, learner: str, chat: str, value: Input, lesson_id: str | None = None, update_id: int | None = None) -> Reply:
+        """Apply one input to the learner's lesson in this chat (by default the latest one)."""
+        progress = self._progress(learner, chat, lesson_id)
+        if progress is None:
+            return Reply(lesson_id, (Notice(explain(engine.NotStarted())),), engine.NotStarted())
+        loaded = self.loaded(progress.lesson)
+        with self.store.atomic():
+            state, said = self._resynced(learner, chat, loaded, progress, update_id)
+            try:
+                reply = self._apply(learner, chat, loaded, state, value, update_id)
+            except InputError as error:
+                return self._refused(loaded, state, said, error)
+            return Reply(reply.lesson, said + reply.outputs)
+
+    def current(self, learner: str, chat: str, lesson_id: str | None = None) -> Reply:
+        """Show the learner's current step again."""
+        progress = self._progress(learner, chat, lesson_id)
+        if progress is None:
+            return Reply(lesson_id, (Notice(explain(engine.NotStarted())),), engine.NotStarted())
+        return self.begin(learner, chat, progress.lesson)
+
+    def progress_text(self, learner: str, chat: str) -> str:
+        """A few lines on where the learner is and how it has gone."""
+        progress = self.store.latest_progress(learner, chat)
+        if progress is None or progress.lesson not in self.lessons:
+            return "You have not started a lesson yet. Use /start to begin."
+        lesson = self.lessons[progress.lesson].lesson
+        state = progress.state
+        questions = engine.graded_questions(lesson)
+        lines = [f"Lesson: {lesson.title}"]
+        if state.finished:
+            lines.append("Finished.")
+        elif state.node in lesson.nodes:
+            part, parts = lesson.part_of(state.node)
+            lines.append(f"Part {part} of {parts}: {lesson.section_of[state.node].title}")
+        lines.append(f"Questions answered: {len(state.solved)} of {questions}")
+        lines.append(f"Right at the first try: {state.score}")
+        return "\n".join(lines)
+
+    def _progress(self, learner: str, chat: str, lesson_id: str | None) -> Progress | None:
+        if lesson_id is None:
+            progress = self.store.latest_progress(learner, chat)
+            return progress if progress and progress.lesson in self.lessons else None
+        if lesson_id not in self.lessons:
+            return None
+        return self.store.progress(learner, lesson_id, chat)
+
+    def _apply(self, learner: str, chat: str, loaded: LoadedLesson, state: State, value: Input, update_id: int | None) -> Reply:
+        result = engine.step(loaded.lesson, state, value)
+        self.store.record(learner, loaded.lesson.id, chat, loaded.content_hash, state.node, value, result, update_id)
+        return Reply(loaded.lesson.id, result.outputs)
+
+    def _resynced(self, learner: str, chat: str, loaded: LoadedLesson, progress: Progress, update_id: int | None) -> tuple[State, tuple[Output, ...]]:
+        """The stored state, moved (and recorded) if an edit of the lesson removed its node."""
+        state = progress.state
+        if state.node is None or state.node in loaded.lesson.nodes:
+            return state, ()
+        result = engine.step(loaded.lesson, state, Resync())
+        self.store.record(learner, loaded.lesson.id, chat, loaded.content_hash, state.node, Resync(), result, update_id)
+        return result.state, tuple(o for o in result.outputs if not isinstance(o, Step))
+
+    def _refused(self, loaded: LoadedLesson, state: State, said: tuple[Output, ...], error: InputError) -> Reply:
+        outputs = said + (Notice(explain(error)),)
+        if not state.finished and state.node in loaded.lesson.nodes:
+            outputs += (engine.view(loaded.lesson, state),)
+        return Reply(loaded.lesson.id, outputs, error)
