@@ -45,9 +45,10 @@ def describe(loaded: LoadedLesson) -> str:
     nodes = lesson.nodes.values()
     questions = sum(isinstance(n, (ChoiceNode, WriteNode)) for n in nodes)
     endings = sum(isinstance(n, EndNode) for n in nodes)
+    minutes = estimated_minutes(lesson)
     return (
         f"{len(lesson.nodes)} nodes, {questions} questions, {endings} ending{'s' * (endings != 1)}, "
-        f"about {estimated_minutes(lesson)} minutes"
+        f"about {minutes} minute{'s' * (minutes != 1)}"
     )
 
 
@@ -131,3 +132,45 @@ def lessons(dialogues: Path | None) -> None:
     for loaded in load_lessons([settings.dialogues]).values():
         click.echo(f"{loaded.lesson.id}: {loaded.lesson.title}")
         click.echo(f"    {describe(loaded)}")
+
+
+NO_TOKEN = """No Telegram bot token is set.
+
+To run the bot in Telegram:
+  1. Open a chat with @BotFather in Telegram, send /newbot and follow its steps.
+  2. Put the token it gives you in a file named .env here:
+       TELEGRAM_BOT_TOKEN=123456:ABC...
+     (see .env.example for every setting), or set it in the environment.
+  3. Run `tutorbot run` again.
+
+To try the lesson without Telegram, run `tutorbot play`."""
+
+
+@main.command()
+def run() -> None:
+    """Run the Telegram bot (needs TELEGRAM_BOT_TOKEN; see .env.example)."""
+    settings = load_settings()
+    if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
+        click.echo(NO_TOKEN, err=True)
+        sys.exit(2)
+    if settings.mode == "webhook" and not (settings.webhook_url and settings.webhook_secret):
+        raise click.ClickException("webhook mode needs TUTORBOT_WEBHOOK_URL and TUTORBOT_WEBHOOK_SECRET")
+    from telegram.error import InvalidToken
+
+    from bot import logs
+    from bot.telegram_bot.app import run as run_bot
+
+    secrets = [settings.telegram_bot_token.get_secret_value()]
+    if settings.webhook_secret:
+        secrets.append(settings.webhook_secret.get_secret_value())
+    logs.setup(settings.log_level, secrets)
+    lessons = load_lessons([settings.dialogues])
+    store = Store(settings.database)
+    try:
+        run_bot(settings, Tutor(store, lessons))
+    except InvalidToken:
+        raise click.ClickException("Telegram rejected the token: check TELEGRAM_BOT_TOKEN (from @BotFather)") from None
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()

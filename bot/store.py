@@ -174,9 +174,13 @@ class Store:
         row = {"id": learner, "name": name, "created_at": self.now()}
         self.db.execute(
             "INSERT INTO learners (id, name, created_at) VALUES (:id, :name, :created_at) "
-            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, learners.name)",
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, learners.name), blocked_at = NULL",
             row,
         )
+
+    def mark_blocked(self, learner: str) -> None:
+        """The learner blocked the bot: keep their progress, stop writing to them."""
+        self.db.execute("UPDATE learners SET blocked_at = ? WHERE id = ?", [self.now(), learner])
 
     # --- progress -------------------------------------------------------------------
 
@@ -258,7 +262,16 @@ class Store:
         return [{**row, **{k: json.loads(row[k]) for k in ("input", "outcome", "state")}} for row in rows]
 
     def forget(self, learner: str) -> None:
-        """Delete everything stored about a learner."""
+        """Delete everything stored about a learner.
+
+        Handled inbox rows keep their bare update_id (so a redelivered update is still
+        recognised) and lose the rest; updates not yet handled stay, to be handled.
+        """
         with self.atomic():
-            for table, column in (("events", "learner"), ("progress", "learner"), ("inbox", "learner"), ("learners", "id")):
+            for table, column in (("events", "learner"), ("progress", "learner"), ("learners", "id")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])
+            self.db.execute(
+                "UPDATE inbox SET learner = NULL, chat = NULL, payload = '{}' "
+                "WHERE learner = ? AND handled_at IS NOT NULL",
+                [learner],
+            )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import engine
-from bot.engine import Input, InputError, Notice, Output, Resync, Start, State, Step
+from bot.engine import Answer, Choose, Continue, Input, InputError, Notice, Output, Resync, Start, State, Step
 from bot.loader import LoadedLesson
 from bot.store import Progress, Store
 
@@ -40,14 +40,29 @@ def explain(error: InputError) -> str:
     if isinstance(error, engine.StaleInput):
         return "That button belongs to an earlier step, so nothing changed. Here is where you are now:"
     if isinstance(error, engine.InvalidOption):
-        return "That answer is not one of the options. Here is the question again:"
+        return "That answer is not one of the options, so nothing changed. Here is the question again:"
     if isinstance(error, engine.TooShort):
         return f"Could you say a little more? {str(error).capitalize()}."
     if isinstance(error, engine.LessonFinished):
         return "You have finished this lesson. Use /restart to go through it again, or /lessons for others."
     if isinstance(error, engine.NotStarted):
         return "You have not started a lesson yet. Use /start to begin."
-    return "That is not an answer to this step. Here it is again:"
+    return "That does not answer this step, so nothing changed. Here it is again:"
+
+
+def typed_input(step: Step, text: str) -> Input:
+    """What a typed line means at `step`: go on from a message, pick an option by its
+    number or its exact text, or (otherwise) a written answer."""
+    line = text.strip()
+    if step.kind == "message":
+        return Continue(step.node)
+    if step.kind == "choice":
+        if line.isdigit():
+            return Choose(step.node, int(line) - 1)
+        folded = [option.casefold() for option in step.options]
+        if line.casefold() in folded:
+            return Choose(step.node, folded.index(line.casefold()))
+    return Answer(line)
 
 
 class Tutor:

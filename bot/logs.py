@@ -1,0 +1,47 @@
+"""Logging that never shows a secret.
+
+httpx logs every request URL at INFO, and a Bot API URL contains the token, so httpx and
+httpcore are kept at WARNING. As a second guard, every formatted line (tracebacks
+included) has the configured secrets and anything shaped like a bot token replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
+REDACTED = "[redacted]"
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter that removes secrets from the finished line."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str] = ()):
+        super().__init__(fmt)
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return TOKEN_SHAPE.sub(REDACTED, text)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
+
+
+def setup(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None) -> logging.Handler:
+    """Log to stderr (or `stream`) at `level`, redacted; returns the handler it installed."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler

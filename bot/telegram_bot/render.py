@@ -1,0 +1,194 @@
+"""Engine outputs as Telegram messages, and button data in and out.
+
+Everything here is plain data: `OutMessage` (HTML text and button rows) and the parsed
+button payloads. Button data is untrusted and tiny (64 bytes), so it carries short ids
+only and is parsed strictly; anything else is `BadButton`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
+
+from bot.engine import Feedback, Notice, Output, Step, Summary
+from bot.lesson import Lesson
+
+SHORT_OPTION = 30  # options up to this long go on the buttons themselves
+MARKS = {"correct": "✅ ", "wrong": "❌ ", "neutral": "💬 "}
+CONTINUE = "Continue ▸"
+TYPE_HINT = "✍️ Type your answer and send it as a message."
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    """One message to send: HTML text and rows of (label, button data)."""
+
+    text: str
+    buttons: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+    def markup(self) -> InlineKeyboardMarkup | None:
+        if not self.buttons:
+            return None
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in self.buttons]
+        )
+
+
+# --- button data ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChoiceButton:
+    lesson: str
+    node: str
+    option: int
+
+
+@dataclass(frozen=True)
+class ContinueButton:
+    lesson: str
+    node: str
+
+
+@dataclass(frozen=True)
+class LessonButton:
+    lesson: str
+
+
+@dataclass(frozen=True)
+class ConfirmButton:
+    action: str  # "restart" or "forget"
+    lesson: str | None  # the lesson to restart
+    yes: bool
+
+
+Button = ChoiceButton | ContinueButton | LessonButton | ConfirmButton
+
+
+class BadButton(ValueError):
+    """Button data that no button of this bot carries."""
+
+
+_ID = r"[a-z0-9][a-z0-9_-]*"
+_PATTERNS = [
+    (re.compile(rf"a:({_ID}):({_ID}):([0-9])"), lambda m: ChoiceButton(m[1], m[2], int(m[3]))),
+    (re.compile(rf"c:({_ID}):({_ID})"), lambda m: ContinueButton(m[1], m[2])),
+    (re.compile(rf"l:({_ID})"), lambda m: LessonButton(m[1])),
+    (re.compile(rf"restart:({_ID}):(yes|no)"), lambda m: ConfirmButton("restart", m[1], m[2] == "yes")),
+    (re.compile(r"forget:(yes|no)"), lambda m: ConfirmButton("forget", None, m[1] == "yes")),
+]
+
+
+def parse_button(data: object) -> Button:
+    """The button that sent `data`, or `BadButton`."""
+    if not isinstance(data, str) or len(data.encode()) > InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:
+        raise BadButton("unreadable button data")
+    for pattern, build in _PATTERNS:
+        match = pattern.fullmatch(data)
+        if match:
+            return build(match)
+    raise BadButton("unknown button data")
+
+
+def button_data(button: Button) -> str:
+    if isinstance(button, ChoiceButton):
+        data = f"a:{button.lesson}:{button.node}:{button.option}"
+    elif isinstance(button, ContinueButton):
+        data = f"c:{button.lesson}:{button.node}"
+    elif isinstance(button, LessonButton):
+        data = f"l:{button.lesson}"
+    elif button.action == "restart":
+        data = f"restart:{button.lesson}:{'yes' if button.yes else 'no'}"
+    else:
+        data = f"forget:{'yes' if button.yes else 'no'}"
+    assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA, data
+    return data
+
+
+# --- outputs as messages ------------------------------------------------------------------
+
+
+def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
+    """The messages that show `outputs`: feedback and notices first, the step with its buttons last.
+
+    A new part's heading goes on top of the step it introduces; a lesson's end carries
+    its summary.
+    """
+    sent: list[OutMessage] = []
+    paragraphs: list[str] = []
+    heading: str | None = None
+    for output in outputs:
+        if isinstance(output, Notice) and output.text.startswith("Part "):
+            heading = f"<b>{html.escape(output.text)}</b>"
+        elif isinstance(output, Notice):
+            paragraphs.append(f"<i>{html.escape(output.text)}</i>")
+        elif isinstance(output, Feedback):
+            paragraphs.append(MARKS[output.verdict] + html.escape(output.text.strip()))
+        elif isinstance(output, Summary) and sent:  # always right after the end step
+            end = sent.pop()
+            sent.append(OutMessage(end.text + "\n\n" + summary(lesson, output)))
+        elif isinstance(output, Step):
+            if paragraphs:
+                sent.append(OutMessage("\n\n".join(paragraphs)))
+                paragraphs = []
+            sent.append(step_message(lesson.id, output, heading))
+            heading = None
+    if paragraphs:
+        sent.append(OutMessage("\n\n".join(paragraphs)))
+    return sent
+
+
+def step_message(lesson_id: str, step: Step, heading: str | None = None) -> OutMessage:
+    body = html.escape(step.text.strip())
+    if heading:
+        body = f"{heading}\n\n{body}"
+    if step.kind == "message":
+        return OutMessage(body, (((CONTINUE, button_data(ContinueButton(lesson_id, step.node))),),))
+    if step.kind == "text":
+        return OutMessage(f"{body}\n\n<i>{TYPE_HINT}</i>")
+    if step.kind == "end":
+        return OutMessage(f"🏁 {body}")
+    data = [button_data(ChoiceButton(lesson_id, step.node, i)) for i in range(len(step.options))]
+    if all(len(option) <= SHORT_OPTION for option in step.options):
+        return OutMessage(body, tuple(((option, d),) for option, d in zip(step.options, data)))
+    listed = "\n".join(f"<b>{i}.</b> {html.escape(option)}" for i, option in enumerate(step.options, 1))
+    numbers = tuple((str(i), d) for i, d in enumerate(data, 1))
+    return OutMessage(f"{body}\n\n{listed}", (numbers,))
+
+
+def summary(lesson: Lesson, result: Summary) -> str:
+    text = f"<b>Your result:</b> {result.score} of {result.questions} questions right at the first try."
+    if result.misconceptions:
+        ideas = "\n".join(f"• {html.escape(lesson.lesson.argument_map.get(m, m))}" for m in result.misconceptions)
+        text += f"\n\n<b>Ideas worth another look:</b>\n{ideas}"
+    return text + "\n\nUse /lessons for more, or /restart to go through this one again."
+
+
+def answered(original_html: str, option: str) -> str:
+    """A question message after it was answered: the choice shown, no buttons."""
+    return f"{original_html}\n\n<b>Your answer:</b> {html.escape(option)}"
+
+
+def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cut HTML text into pieces of at most `limit` characters, at paragraph, line or word ends.
+
+    Lesson text carries tags only around short, whole lines (headings, notices), so cuts at
+    blank lines and spaces do not break a tag; an entity such as `&amp;` is never cut.
+    """
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut <= 0:
+            cut = limit
+            amp = window.rfind("&")
+            if amp > limit - 10 and ";" not in window[amp:]:
+                cut = amp
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    pieces.append(text)
+    return [piece for piece in pieces if piece]

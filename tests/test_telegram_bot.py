@@ -1,0 +1,314 @@
+"""The Telegram bot in process: the real python-telegram-bot Application and our polling
+loop, with the network faked at python-telegram-bot's `BaseRequest` seam."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot import logs
+from bot.loader import load_all
+from bot.settings import Settings
+from bot.store import Store
+from bot.telegram_bot.app import build_application, serve, update_handler
+from bot.telegram_bot.inbox import Dispatcher
+from bot.tutor import Tutor
+from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
+
+DIALOGUES = Path(__file__).resolve().parent.parent / "dialogues"
+CORE = DIALOGUES / "madman-core.yaml"
+ALICE = 501
+BOB = 502
+
+
+class Harness:
+    """A running bot and the fake Telegram it talks to."""
+
+    def __init__(self, tmp_path: Path, lessons_path: Path = CORE):
+        self.telegram = FakeTelegram()
+        self.store = Store(tmp_path / "bot.db")
+        self.settings = Settings(
+            telegram_bot_token=TOKEN, database=tmp_path / "bot.db", dialogues=lessons_path, default_lesson="madman-core"
+        )
+        self.tutor = Tutor(self.store, load_all([lessons_path]))
+        self.app = build_application(self.settings, self.tutor, request=FakeRequest(self.telegram))
+        self.stop = asyncio.Event()
+        self.dispatcher = Dispatcher(update_handler(self.app))
+        self.task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Harness:
+        self.task = asyncio.create_task(serve(self.app, self.settings, self.stop, self.dispatcher))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 10)
+        self.store.close()
+
+    async def handled(self, update_id: int, timeout: float = 5.0) -> None:
+        """Wait until the bot has handled `update_id` and sent what it sends."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            row = self.store.db.execute("SELECT handled_at, chat FROM inbox WHERE update_id = ?", [update_id]).fetchone()
+            if row and row[0] and row[1] not in self.dispatcher.workers:
+                return
+            if self.task and self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"update {update_id} was not handled in {timeout} s")
+
+    async def say(self, user: int, text: str) -> list[dict]:
+        before = len(self.telegram.bot_messages(user))
+        await self.handled(self.telegram.send_text(user, text))
+        return self.telegram.bot_messages(user)[before:]
+
+    async def tap(self, user: int, message: dict, label: str | None = None, data: str | None = None) -> list[dict]:
+        if data is None:
+            data = next(d for text, d in self.telegram.buttons(message) if label is None or text == label)
+        before = len(self.telegram.bot_messages(user))
+        await self.handled(self.telegram.press(user, message["message_id"], data))
+        return self.telegram.bot_messages(user)[before:]
+
+    def last(self, user: int) -> dict:
+        return self.telegram.last_bot_message(user)
+
+    def events(self, user: int) -> list[dict]:
+        return self.store.events(learner=f"tg:{user}")
+
+
+def option_data(telegram: FakeTelegram, message: dict, option_text: str) -> str:
+    """The button data for the option whose text is `option_text` (by label or by number)."""
+    buttons = telegram.buttons(message)
+    for label, data in buttons:
+        if label == option_text:
+            return data
+    lines = [line for line in message["text"].splitlines() if line[:1].isdigit()]
+    for line in lines:
+        number, _, text = line.partition(". ")
+        if text == option_text:
+            return dict(buttons)[number]
+    raise AssertionError(f"no option {option_text!r} in {message['text']!r}")
+
+
+async def play_core_lesson(h: Harness, user: int) -> None:
+    """Answer madman-core from /start to its end, one wrong answer included."""
+    replies = await h.say(user, "/start madman-core")
+    assert "Welcome!" in replies[-1]["text"]
+    while True:
+        step = h.last(user)
+        labels = [label for label, _ in h.telegram.buttons(step)]
+        if labels == ["Continue ▸"]:
+            await h.tap(user, step, "Continue ▸")
+        elif "Type your answer" in step["text"]:
+            await h.say(user, "Yielding is pointless if you cannot trust the other side to keep the deal.")
+        elif labels:
+            text = step["text"]
+            if "does the madman theory backfire" in text and not any(e["node"] == "q-why-backfire" for e in h.events(user)):
+                await h.tap(user, step, data=option_data(h.telegram, step, "The opponent stops believing the madman's threats."))
+            else:
+                right = {
+                    "According to the theory": "It frightens opponents into giving in.",
+                    "does the madman theory backfire": "The opponent no longer trusts the madman to keep any deal, so yielding gains nothing.",
+                    "True or false": "False",
+                }
+                key = next(k for k in right if k in text)
+                await h.tap(user, step, data=option_data(h.telegram, step, right[key]))
+        else:
+            break
+
+
+async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await play_core_lesson(h, ALICE)
+        end = h.last(ALICE)
+        assert end["text"].startswith("🏁 Well done")
+        assert "Your result: 2 of 3 questions right at the first try." in end["text"]
+        assert "the theory fails because opponents stop believing the threats" in end["text"]
+        progress = h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}")
+        assert progress is not None and progress.state.finished and progress.finished_at
+        answers = [e for e in h.events(ALICE) if e["input"]["kind"] in ("choose", "answer")]
+        assert len(answers) == 5  # three questions, one of them twice, and one reflection
+        reflection = [e for e in answers if e["input"]["kind"] == "answer"][0]
+        assert "keep the deal" in reflection["outcome"]["text"]
+        # Every button press was answered, so no button kept spinning.
+        presses = [c for c in h.telegram.calls if c[0] == "answerCallbackQuery"]
+        assert len(presses) == len(h.telegram.answered_queries) > 0
+        # The command menu was registered at start-up.
+        assert [c["command"] for c in h.telegram.commands] == ["start", "lessons", "progress", "restart", "help", "forget"]
+
+
+async def test_an_answered_question_shows_the_choice_and_loses_its_buttons(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        for _ in range(3):
+            await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        question = h.last(ALICE)
+        assert "According to the theory" in question["text"]
+        replies = await h.tap(ALICE, question, data=option_data(h.telegram, question, "It frightens opponents into giving in."))
+        edited = h.telegram.message(ALICE, question["message_id"])
+        assert edited["text"].endswith("Your answer: It frightens opponents into giving in.")
+        assert h.telegram.buttons(edited) == []
+        assert replies[0]["text"].startswith("✅ Right.")
+
+
+async def test_stale_and_forged_buttons_change_nothing(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        first = h.last(ALICE)
+        continue_data = h.telegram.buttons(first)[0][1]
+        await h.tap(ALICE, first, "Continue ▸")
+        current = h.last(ALICE)
+        events_before = h.events(ALICE)
+        # The old Continue button again (as if the edit had not reached the phone).
+        replies = await h.tap(ALICE, first, data=continue_data)
+        assert "earlier step, so nothing changed" in replies[0]["text"]
+        assert replies[-1]["text"] == current["text"]
+        # Forged and garbled data.
+        for data in ["a:madman-core:how-it-works:7", "x" * 64, "a:madman-core:../../etc:1", "l:no-such-lesson", "a:madman-core:q-why-backfire:9"]:
+            replies = await h.tap(ALICE, current, data=data)
+            assert "nothing changed" in replies[0]["text"] or "not one of the options" in replies[0]["text"]
+            assert replies[-1]["text"] == current["text"], data
+        assert h.events(ALICE) == events_before
+
+
+async def test_typed_text_and_non_text_messages_get_a_hint(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        replies = await h.say(ALICE, "hello")
+        assert "Send /start to begin" in replies[0]["text"]
+        await h.say(ALICE, "/start madman-core")
+        replies = await h.handled(h.telegram.send_sticker(ALICE)) or h.telegram.bot_messages(ALICE)[-1:]
+        assert "I can only read text" in replies[0]["text"] and "Continue" in replies[0]["text"]
+        # Typing at a message step goes on, as the Continue button would.
+        replies = await h.say(ALICE, "ok")
+        assert "how it works" not in replies[-1]["text"].lower()
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "how-it-works"
+        replies = await h.say(ALICE, "/nonsense")
+        assert "don't know that command" in replies[0]["text"]
+
+
+async def test_progress_restart_and_lessons(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        replies = await h.say(ALICE, "/progress")
+        assert "Part 1 of 4" in replies[0]["text"] and "Right at the first try: 0" in replies[0]["text"]
+        replies = await h.say(ALICE, "/lessons")
+        assert "in progress, part 1 of 4" in replies[0]["text"]
+        ask = (await h.say(ALICE, "/restart"))[0]
+        replies = await h.tap(ALICE, ask, "No, keep my place")
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "how-it-works"
+        ask = (await h.say(ALICE, "/restart"))[0]
+        replies = await h.tap(ALICE, ask, "Yes, start over")
+        assert "Welcome!" in replies[-1]["text"]
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "welcome"
+        # /start later resumes where the learner is.
+        await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        replies = await h.say(ALICE, "/start")
+        assert "Welcome back" in replies[0]["text"]
+        assert "A wrong answer" in replies[-1]["text"]
+
+
+async def test_forget_leaves_no_row_of_the_learner(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        await h.say(BOB, "/start madman-core")
+        ask = (await h.say(ALICE, "/forget"))[0]
+        replies = await h.tap(ALICE, ask, "Yes, delete everything")
+        assert "everything stored about you is deleted" in replies[0]["text"]
+        db = h.store.db
+        for table in ("learners", "events", "progress", "inbox"):
+            for row in db[table].rows:
+                assert str(ALICE) not in json.dumps(row), (table, row)
+        assert h.store.events(learner=f"tg:{BOB}")  # others keep theirs
+
+
+async def test_redelivered_update_is_handled_once(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        first = h.last(ALICE)
+        update_id = h.telegram.press(ALICE, first["message_id"], h.telegram.buttons(first)[0][1])
+        await h.handled(update_id)
+        # Telegram sends the same update again (e.g. a confirmation got lost).
+        with h.telegram.lock:
+            h.telegram.queue.append(json.loads(json.dumps({"update_id": update_id, "callback_query": {
+                "id": "again", "from": {"id": ALICE, "is_bot": False, "first_name": "A"}, "chat_instance": "c",
+                "data": h.telegram.buttons(first)[0][1] if h.telegram.buttons(first) else "c:madman-core:welcome",
+                "message": {k: v for k, v in first.items() if k not in ("from_bot", "html")}}})))
+        await asyncio.sleep(0.3)
+        continues = [e for e in h.events(ALICE) if e["input"]["kind"] == "continue"]
+        assert len(continues) == 1
+        assert [e["update_id"] for e in continues] == [update_id]
+
+
+async def test_blocked_learner_is_recorded_not_fatal(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        h.telegram.blocked.add(ALICE)
+        await h.handled(h.telegram.send_text(ALICE, "/progress"))
+        row = h.store.db["learners"].get(f"tg:{ALICE}")
+        assert row["blocked_at"]
+        replies = await h.say(BOB, "/start madman-core")  # the bot carries on for others
+        assert "Welcome!" in replies[-1]["text"]
+
+
+async def test_retry_after_and_network_errors_are_retried(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.fail_next("sendMessage", 429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}})
+        h.telegram.fail_next("sendMessage", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+        replies = await h.say(ALICE, "/help")
+        assert "How this works" in replies[0]["text"]
+
+
+async def test_token_never_appears_in_logs(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logs.setup("DEBUG", [TOKEN], stream)
+    try:
+        async with Harness(tmp_path) as h:
+            h.telegram.fail_next("getUpdates", 502, {"ok": False, "error_code": 502, "description": f"Bad Gateway for /bot{TOKEN}/getUpdates"})
+            await h.say(ALICE, "/start madman-core")
+            logging.getLogger("test").error("failing with %s", f"https://api.telegram.org/bot{TOKEN}/sendMessage")
+            try:
+                raise RuntimeError(f"boom {TOKEN}")
+            except RuntimeError:
+                logging.getLogger("test").exception("traceback")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    output = stream.getvalue()
+    assert "getUpdates" in output or "Bad Gateway" in output or "[redacted]" in output
+    assert TOKEN not in output
+    assert TOKEN.split(":")[1] not in output
+    assert "[redacted]" in output
+
+
+async def test_learners_texts_are_not_logged_at_info(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logs.setup("INFO", [TOKEN], stream)
+    try:
+        async with Harness(tmp_path) as h:
+            await h.say(ALICE, "/start madman-core")
+            await h.say(ALICE, "my secret diary entry")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "my secret diary entry" not in stream.getvalue()
+
+
+async def test_one_flooding_learner_does_not_hold_up_another(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        first = h.last(ALICE)
+        data = h.telegram.buttons(first)[0][1]
+        flood = [h.telegram.press(ALICE, first["message_id"], data) for _ in range(40)]
+        replies = await h.say(BOB, "/start madman-core")
+        assert "Welcome!" in replies[-1]["text"]
+        for update_id in flood:
+            await h.handled(update_id, timeout=30)
+        # Exactly one of the forty taps moved Alice on; the rest were stale.
+        assert len([e for e in h.events(ALICE) if e["input"]["kind"] == "continue"]) == 1
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "how-it-works"
