@@ -46,9 +46,10 @@ def describe(loaded: LoadedLesson) -> str:
     questions = sum(isinstance(n, (ChoiceNode, WriteNode)) for n in nodes)
     endings = sum(isinstance(n, EndNode) for n in nodes)
     minutes = estimated_minutes(lesson)
+    count = len(lesson.nodes)
     return (
-        f"{len(lesson.nodes)} nodes, {questions} questions, {endings} ending{'s' * (endings != 1)}, "
-        f"about {minutes} minute{'s' * (minutes != 1)}"
+        f"{count} node{'s' * (count != 1)}, {questions} question{'s' * (questions != 1)}, "
+        f"{endings} ending{'s' * (endings != 1)}, about {minutes} minute{'s' * (minutes != 1)}"
     )
 
 
