@@ -1,0 +1,5 @@
+"""`python -m bot` is the `tutorbot` command."""
+
+from bot.cli import main
+
+main()
