@@ -91,6 +91,8 @@ def play(lesson_id: str | None, learner: str, database: Path | None, restart: bo
     """Play a lesson in the terminal. Quit any time (/quit, Ctrl-D, Ctrl-C); run again to resume."""
     settings = load_settings(database=database, dialogues=dialogues)
     lessons = load_lessons([settings.dialogues])
+    if lesson_id is not None:
+        pick_lesson(lessons, lesson_id, settings.default_lesson)
     store = Store(settings.database)
     try:
         console = Console(Tutor(store, lessons), learner, write=click.echo)
@@ -98,8 +100,6 @@ def play(lesson_id: str | None, learner: str, database: Path | None, restart: bo
             latest = store.latest_progress(console.learner, "console")
             fallback = latest.lesson if latest and latest.lesson in lessons else settings.default_lesson
             lesson_id = pick_lesson(lessons, None, fallback)
-        else:
-            pick_lesson(lessons, lesson_id, settings.default_lesson)
         console.play(lesson_id, restart=restart)
     finally:
         store.close()

@@ -18,6 +18,7 @@ HELP = (
     "Commands: /quit stops (your place is saved), /progress shows how far you are, "
     "/restart starts the lesson over, /help shows this."
 )
+AGAIN = "\nTo go through it again: tutorbot play --lesson {lesson} --restart. Other lessons: tutorbot lessons."
 MARKS = {"correct": "✓ ", "wrong": "✗ ", "neutral": ""}
 
 
@@ -54,6 +55,7 @@ class Console:
             while reply.step is not None and reply.step.kind != "end":
                 reply = self.turn(lesson, reply.step)
                 self.show(reply, lesson)
+            self.write(AGAIN.format(lesson=lesson_id))
             return reply.step is not None
         except Quit:
             self.write("\nYour place is saved. Run the same command again to continue where you left off.")

@@ -282,7 +282,8 @@ def _choose(lesson: Lesson, state: State, node: ChoiceNode, index: int) -> Resul
 def _write(lesson: Lesson, state: State, node: WriteNode, text: str) -> Result:
     text = text.strip()
     if len(text.split()) < node.min_words:
-        raise TooShort(f"please write at least {node.min_words} words")
+        words = "a word" if node.min_words == 1 else f"{node.min_words} words"
+        raise TooShort(f"please write at least {words}")
     said: list[Output] = []
     matched = matching_phrases(node.key_phrases, text)
     if node.key_phrases:

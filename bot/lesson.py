@@ -78,7 +78,7 @@ class NodeBase(Strict):
         size = len(value.encode())
         if size > NODE_ID_MAX:
             raise ValueError(
-                f"id is {size} bytes; at most {NODE_ID_MAX} fit in Telegram's "
+                f"{size} bytes long; at most {NODE_ID_MAX} fit in Telegram's "
                 f"{CALLBACK_DATA_MAX}-byte button data"
             )
         return value

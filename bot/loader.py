@@ -111,14 +111,18 @@ def _describe(error: dict) -> str:
         return f"missing field '{name}'"
     if kind == "extra_forbidden":
         return f"unknown field '{name}'"
+    if kind == "string_type" and isinstance(error.get("input"), bool):
+        return f"'{name}' must be text; YAML reads unquoted yes, no, true and false as booleans, so put it in quotes"
     if kind == "string_pattern_mismatch":
         return f"'{name}' must match {error['ctx']['pattern']}, got {error['input']!r}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{name}: {message}" if name != "value" and kind != "node_kind" else message
 
 
-def load_text(text: str, path: Path | str) -> LoadedLesson:
-    """Parse and validate one dialogue file's text; raise `LessonError` with every problem."""
+def load_text(text: str, path: Path | str, digest: str | None = None) -> LoadedLesson:
+    """Parse and validate one dialogue file's text; raise `LessonError` with every problem.
+
+    `digest` is the content hash to record (default: of the text's UTF-8 bytes)."""
     name = str(path)
     try:
         root = yaml.compose(text, Loader=_LineLoader)
@@ -146,18 +150,24 @@ def load_text(text: str, path: Path | str) -> LoadedLesson:
         problems.append(Problem(name, _line(lines, path), where, message))
     if problems:
         raise LessonError(problems)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = digest or content_hash(text.encode())
     return LoadedLesson(lesson, Path(path), digest, lines)
+
+
+def content_hash(data: bytes) -> str:
+    """What events record of a lesson's version: sha256 of the file, first 16 hex digits."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def load_file(path: Path | str) -> LoadedLesson:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise LessonError([Problem(str(path), 1, "lesson", f"cannot read file: {reason}")]) from None
-    return load_text(text, path)
+    return load_text(text, path, content_hash(data))
 
 
 def dialogue_files(paths: list[Path | str]) -> list[Path]:

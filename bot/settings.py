@@ -41,10 +41,10 @@ class Settings(BaseSettings):
     bot_api_base_url: str = "https://api.telegram.org/bot"
     bot_api_file_url: str = "https://api.telegram.org/file/bot"
 
-    @field_validator("telegram_bot_token", mode="before")
+    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
     @classmethod
     def _empty_is_no_token(cls, value: object) -> object:
-        # `TELEGRAM_BOT_TOKEN=` (set but empty) means no token: play in the terminal.
+        # `TELEGRAM_BOT_TOKEN=` (set but empty, as in .env.example) means not set.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("instructors", mode="before")

@@ -44,7 +44,7 @@ def explain(error: InputError) -> str:
     if isinstance(error, engine.TooShort):
         return f"Could you say a little more? {str(error).capitalize()}."
     if isinstance(error, engine.LessonFinished):
-        return "You have finished this lesson. Use /restart to go through it again, or /lessons for others."
+        return "You have finished this lesson."
     if isinstance(error, engine.NotStarted):
         return "You have not started a lesson yet. Use /start to begin."
     return "That does not answer this step, so nothing changed. Here it is again:"
@@ -87,7 +87,8 @@ class Tutor:
         with self.store.atomic():
             state, said = self._resynced(learner, chat, loaded, progress, update_id)
             if state.finished:
-                return Reply(lesson_id, said + (Notice(explain(engine.LessonFinished())),))
+                finished = engine.LessonFinished()
+                return Reply(lesson_id, said + (Notice(explain(finished)),), finished)
             step = engine.view(loaded.lesson, state)
             part = Notice(f"Welcome back to “{loaded.lesson.title}”. You are in part {step.part} of {step.parts}: {step.section}.")
             return Reply(lesson_id, said + (part, step))

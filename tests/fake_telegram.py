@@ -54,8 +54,10 @@ class FakeTelegram:
     def _user(self, user_id: int) -> dict[str, Any]:
         return {"id": user_id, "is_bot": False, "first_name": f"Learner{user_id}"}
 
-    def _chat(self, user_id: int) -> dict[str, Any]:
-        return {"id": user_id, "type": "private", "first_name": f"Learner{user_id}"}
+    def _chat(self, chat_id: int) -> dict[str, Any]:
+        if chat_id < 0:
+            return {"id": chat_id, "type": "supergroup", "title": "Study group"}
+        return {"id": chat_id, "type": "private", "first_name": f"Learner{chat_id}"}
 
     def _push(self, update: dict[str, Any]) -> int:
         with self.lock:
@@ -65,26 +67,27 @@ class FakeTelegram:
             self.lock.notify_all()
             return update["update_id"]
 
-    def _incoming(self, user_id: int, **content: Any) -> dict[str, Any]:
+    def _incoming(self, user_id: int, group: int | None = None, **content: Any) -> dict[str, Any]:
+        chat = self._chat(user_id if group is None else group)
         with self.lock:
             message = {
                 "message_id": self.next_message_id,
                 "from": self._user(user_id),
-                "chat": self._chat(user_id),
+                "chat": chat,
                 "date": int(time.time()),
                 **content,
             }
             self.next_message_id += 1
-            self.chats.setdefault(user_id, []).append({"from_bot": False, **message})
+            self.chats.setdefault(chat["id"], []).append({"from_bot": False, **message})
         return message
 
-    def send_text(self, user_id: int, text: str) -> int:
-        """The learner types `text` (a /command gets its entity, as Telegram adds it)."""
+    def send_text(self, user_id: int, text: str, group: int | None = None) -> int:
+        """The learner types `text`, in private or in `group` (a /command gets its entity)."""
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             length = len(text.split()[0])
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        return self._push({"message": self._incoming(user_id, **content)})
+        return self._push({"message": self._incoming(user_id, group, **content)})
 
     def send_sticker(self, user_id: int) -> int:
         sticker = {
@@ -281,6 +284,12 @@ class FakeBotAPIServer:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot was killed mid-request, as the crash test intends
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

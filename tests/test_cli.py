@@ -170,7 +170,8 @@ def test_play_through_to_the_end(play, tmp_path):
     assert out.startswith("\n=== Part 1 of 4: The question the column asks ===\n")
     assert "Your choice (1-3) > " in out and "Your answer > " in out
     assert END_TEXT in out
-    assert out.rstrip().endswith(SCORE)
+    assert SCORE in out
+    assert out.rstrip().endswith("To go through it again: tutorbot play --lesson madman-core --restart. Other lessons: tutorbot lessons.")
     assert SAVED not in out
     with sqlite3.connect(tmp_path / "t.db") as db:
         assert db.execute("SELECT finished, score FROM progress").fetchall() == [(1, 3)]
@@ -190,7 +191,7 @@ def test_quit_and_resume_across_runs(play):
 
     third = play(input="1\n\n2\n2\nThey cannot trust him to keep a deal, so giving in gains nothing.\n")
     assert third.exit_code == 0
-    assert END_TEXT in third.stdout and third.stdout.rstrip().endswith(SCORE)
+    assert END_TEXT in third.stdout and SCORE in third.stdout
 
 
 def test_play_with_no_arguments_plays_the_bundled_lesson(runner, tmp_path):

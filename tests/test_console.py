@@ -13,6 +13,8 @@ RIGHT = ["", "", "", "1", "", "2", "2", "An erratic leader cannot promise to kee
 END_TEXT = "Well done: you have followed the core step of Kluth's argument."
 WELCOME_BACK = "Welcome back to “Madman theory: why threats need promises”."
 
+AGAIN = "\nTo go through it again: tutorbot play --lesson madman-core --restart. Other lessons: tutorbot lessons."
+
 
 class Terminal:
     """Scripted keyboard and captured screen. A script item that is an exception is raised."""
@@ -59,7 +61,7 @@ def test_play_through_to_the_end(tutor):
     assert "✓ Right. The theory bets" in text
     assert "Good: you put your finger on trust" in text
     assert END_TEXT in text
-    assert terminal.screen[-1] == "\nYou answered 3 of 3 questions right at the first try."
+    assert terminal.screen[-2:] == ["\nYou answered 3 of 3 questions right at the first try.", AGAIN]
     assert terminal.prompts[:4] == ["[Enter to continue] > "] * 3 + ["Your choice (1-3) > "]
     assert terminal.prompts[-1] == "Your answer > "
 
@@ -72,7 +74,8 @@ def test_wrong_answers_are_explained_and_listed_at_the_end(tutor):
     assert "✗ That is a common reading, but it is not the column's point." in text
     assert "Look at it from the other side of the table." in text  # the remedy
     assert "Thank you. One thing to check in your answer" in text  # no key phrase
-    assert terminal.screen[-1] == (
+    assert terminal.screen[-1] == AGAIN
+    assert terminal.screen[-2] == (
         "\nYou answered 0 of 3 questions right at the first try.\n"
         "Ideas worth another look:\n"
         "  - Misreading: the theory fails because opponents stop believing the threats."
@@ -95,7 +98,7 @@ def test_quit_and_resume_at_the_same_step(tutor, stop):
         "  2) It makes allies trust the leader more.\n"
         "  3) It keeps the leader's real goals secret from voters at home.\n",
     ]
-    assert second.screen[-1] == "\nYou answered 3 of 3 questions right at the first try."
+    assert second.screen[-2:] == ["\nYou answered 3 of 3 questions right at the first try.", AGAIN]
 
 
 def test_quit_on_a_message_resumes_on_that_message(tutor):
@@ -155,5 +158,6 @@ def test_finished_lesson_says_so(tutor):
     terminal = Terminal()
     assert play(tutor, terminal) is False
     assert terminal.screen == [
-        "\n(You have finished this lesson. Use /restart to go through it again, or /lessons for others.)"
+        "\n(You have finished this lesson.)",
+        "\nTo go through it again: tutorbot play --lesson madman-core --restart. Other lessons: tutorbot lessons.",
     ]

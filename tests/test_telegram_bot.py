@@ -312,3 +312,63 @@ async def test_one_flooding_learner_does_not_hold_up_another(tmp_path: Path) -> 
         # Exactly one of the forty taps moved Alice on; the rest were stale.
         assert len([e for e in h.events(ALICE) if e["input"]["kind"] == "continue"]) == 1
         assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "how-it-works"
+
+
+async def test_deep_link_to_an_unknown_lesson_lists_the_lessons(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        replies = await h.say(ALICE, "/start no-such-lesson")
+        assert "There is no lesson called “no-such-lesson”." in replies[0]["text"]
+        listing = replies[1]
+        assert "Madman theory: why threats need promises" in listing["text"] and "not started" in listing["text"]
+        replies = await h.tap(ALICE, listing, "Madman theory: why threats need promises")
+        assert "Welcome!" in replies[-1]["text"]
+
+
+async def test_the_bot_shows_typing_while_it_works(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        actions = [p for m, p in h.telegram.calls if m == "sendChatAction"]
+        assert actions and actions[0]["action"] == "typing" and int(actions[0]["chat_id"]) == ALICE
+
+
+async def test_a_group_is_told_to_come_one_to_one(tmp_path: Path) -> None:
+    group = -100200
+    async with Harness(tmp_path) as h:
+        await h.handled(h.telegram.send_text(ALICE, "/start", group=group))
+        reply = h.telegram.last_bot_message(group)
+        assert "Group study is not available yet" in reply["text"] and "@argument_tutor_bot" in reply["text"]
+        await h.handled(h.telegram.send_text(ALICE, "just chatting", group=group))
+        assert h.telegram.last_bot_message(group) == reply  # ordinary group talk is left alone
+        assert h.store.events() == []
+
+
+async def test_a_too_short_reflection_is_asked_again(tmp_path: Path) -> None:
+    right = {
+        "According to the theory": "It frightens opponents into giving in.",
+        "does the madman theory backfire": "The opponent no longer trusts the madman to keep any deal, so yielding gains nothing.",
+        "True or false": "False",
+    }
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        for _ in range(10):
+            step = h.last(ALICE)
+            if "Type your answer" in step["text"]:
+                break
+            if [label for label, _ in h.telegram.buttons(step)] == ["Continue ▸"]:
+                await h.tap(ALICE, step, "Continue ▸")
+            else:
+                key = next(k for k in right if k in step["text"])
+                await h.tap(ALICE, step, data=option_data(h.telegram, step, right[key]))
+        replies = await h.say(ALICE, "trust")
+        assert "Could you say a little more? Please write at least 8 words." in replies[0]["text"]
+        assert "Type your answer" in replies[-1]["text"]
+        assert not [e for e in h.events(ALICE) if e["input"]["kind"] == "answer"]
+
+
+async def test_the_bot_waits_for_the_bot_api_at_start_up(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.telegram.fail_next("getMe", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+    async with h:
+        replies = await h.say(ALICE, "/start madman-core")
+        assert "Welcome!" in replies[-1]["text"]
+    assert [m for m, _ in h.telegram.calls[:2]] == ["getMe", "getMe"]

@@ -198,7 +198,7 @@ def test_node_id_too_long_for_button_data():
         "        say: Hi\n" + END
     )
     assert problems(text) == [
-        f"x.yaml:11: {node_id}: id: id is 33 bytes; at most 32 fit in Telegram's 64-byte button data"
+        f"x.yaml:11: {node_id}: id: 33 bytes long; at most 32 fit in Telegram's 64-byte button data"
     ]
 
 

@@ -176,17 +176,28 @@ async def serve(
     """Run the bot until `stop` is set (or SIGINT/SIGTERM)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
+            signals.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
             pass
+    try:
+        await _serve(app, settings, stop, dispatcher)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(app: Application, settings: Settings, stop: asyncio.Event, dispatcher: Dispatcher | None) -> None:
     dispatcher = dispatcher or Dispatcher(update_handler(app))
     inbox = services(app).inbox
-    async with app:
+    if not await _connect(app, stop):
+        return
+    try:
         await app.post_init(app)  # type: ignore[misc]
-        me = app.bot.username
-        log.info("bot @%s started in %s mode", me, settings.mode)
+        log.info("bot @%s started in %s mode", app.bot.username, settings.mode)
         pending = inbox.pending(app.bot)
         if pending:
             log.info("handling %d update(s) stored before the last stop", len(pending))
@@ -202,7 +213,30 @@ async def serve(
             poller.cancel()  # an unconfirmed batch is fetched again next time
             await asyncio.gather(poller, return_exceptions=True)
         await dispatcher.drain()
+    finally:
+        await app.shutdown()
     log.info("bot stopped")
+
+
+async def _connect(app: Application, stop: asyncio.Event) -> bool:
+    """Initialize (which asks Telegram who the bot is), retrying while the network is down.
+
+    A rejected token raises `InvalidToken` at once; False if stopped before connecting."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await app.initialize()
+            return True
+        except InvalidToken:
+            raise
+        except (TimedOut, NetworkError) as exc:
+            log.warning("cannot reach the Bot API (%s); retrying in %.0f s", type(exc).__name__, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, 60)
+    return False
 
 
 def run(settings: Settings, tutor: Tutor) -> None:

@@ -127,6 +127,8 @@ async def show(s: Services, person: Who, reply: Reply) -> None:
         outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
     else:
         outgoing = messages(lesson, reply.outputs)
+    if isinstance(reply.error, LessonFinished):
+        outgoing.append(OutMessage(HINTS["end"]))
     await send(s, person, outgoing)
 
 

@@ -144,6 +144,8 @@ def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
 
 def step_message(lesson_id: str, step: Step, heading: str | None = None) -> OutMessage:
     body = html.escape(step.text.strip())
+    if step.kind == "end":
+        body = f"🏁 {body}"
     if heading:
         body = f"{heading}\n\n{body}"
     if step.kind == "message":
@@ -151,7 +153,7 @@ def step_message(lesson_id: str, step: Step, heading: str | None = None) -> OutM
     if step.kind == "text":
         return OutMessage(f"{body}\n\n<i>{TYPE_HINT}</i>")
     if step.kind == "end":
-        return OutMessage(f"🏁 {body}")
+        return OutMessage(body)
     data = [button_data(ChoiceButton(lesson_id, step.node, i)) for i in range(len(step.options))]
     if all(len(option) <= SHORT_OPTION for option in step.options):
         return OutMessage(body, tuple(((option, d),) for option, d in zip(step.options, data)))

@@ -1,0 +1,117 @@
+"""How lesson steps look in Telegram: escaping, buttons, splitting, button data."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.engine import Feedback, Notice, Step, Summary
+from bot.loader import load_text
+from bot.telegram_bot.render import (
+    BadButton,
+    ChoiceButton,
+    ConfirmButton,
+    ContinueButton,
+    LessonButton,
+    button_data,
+    messages,
+    parse_button,
+    split,
+)
+
+LESSON = load_text(
+    """
+lesson:
+  id: tiny
+  title: Tiny
+  description: A tiny lesson.
+  source: {title: T, author: A, publication: P, date: D}
+  covers: [C1]
+  argument_map: {C1: "Claim one", M1: "Misreading <one> & more"}
+sections:
+  - id: s
+    title: S
+    nodes:
+      - id: q
+        covers: [C1]
+        ask: Q?
+        options:
+          - {text: "yes", correct: true, feedback: ok}
+          - {text: "no", misconception: M1, feedback: "no"}
+      - id: e
+        end: Bye
+""",
+    "tiny.yaml",
+).lesson
+
+
+def step(kind: str, text: str = "Body", options: tuple[str, ...] = ()) -> Step:
+    return Step("q", kind, text, options, 1, 2, "S")
+
+
+def test_lesson_text_is_escaped() -> None:
+    [message] = messages(LESSON, (step("message", "Use <b>bold</b> & see"),))
+    assert message.text == "Use &lt;b&gt;bold&lt;/b&gt; &amp; see"
+    assert message.buttons == ((("Continue ▸", "c:tiny:q"),),)
+
+
+def test_short_options_are_buttons_long_ones_are_numbered() -> None:
+    [short] = messages(LESSON, (step("choice", "Q?", ("True", "False")),))
+    assert short.buttons == ((("True", "a:tiny:q:0"),), (("False", "a:tiny:q:1"),))
+    long_options = ("An option far longer than fits on a button", "Another long option, also too long")
+    [numbered] = messages(LESSON, (step("choice", "Q?", long_options),))
+    assert numbered.text == f"Q?\n\n<b>1.</b> {long_options[0]}\n<b>2.</b> {long_options[1]}"
+    assert numbered.buttons == ((("1", "a:tiny:q:0"), ("2", "a:tiny:q:1")),)
+
+
+def test_feedback_then_part_heading_on_the_step_then_summary_at_the_end() -> None:
+    outputs = (
+        Feedback("Right & well done", "correct"),
+        Notice("Part 2 of 2: The end"),
+        Step("e", "end", "Bye", (), 2, 2, "The end"),
+        Summary(1, 2, ("M1",)),
+    )
+    feedback, end = messages(LESSON, outputs)
+    assert feedback.text == "✅ Right &amp; well done"
+    assert end.text.startswith("<b>Part 2 of 2: The end</b>\n\n🏁 Bye\n\n<b>Your result:</b> 1 of 2 questions")
+    assert "• Misreading &lt;one&gt; &amp; more" in end.text
+
+
+def test_free_text_step_says_to_type() -> None:
+    [message] = messages(LESSON, (step("text", "Explain."),))
+    assert message.text.startswith("Explain.\n\n<i>") and "Type your answer" in message.text
+    assert message.buttons == ()
+
+
+def test_long_text_is_split_at_telegrams_limit_without_losing_words() -> None:
+    words = [f"word{i}&amp;" for i in range(2000)]
+    text = " ".join(words[:700]) + "\n\n" + " ".join(words[700:])
+    pieces = split(text)
+    assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
+    assert " ".join(" ".join(pieces).split()) == " ".join(text.split())
+    unbroken = "x" * 5000 + "&amp;" + "y" * 5000
+    pieces = split(unbroken)
+    assert all(len(p) <= 4096 for p in pieces) and "".join(pieces) == unbroken
+    assert all(p.count("&") == p.count(";") for p in pieces)  # no entity cut in two
+
+
+@pytest.mark.parametrize(
+    "button",
+    [ChoiceButton("madman", "q-why-backfire", 3), ContinueButton("madman", "welcome"), LessonButton("madman-core"),
+     ConfirmButton("restart", "madman", True), ConfirmButton("forget", None, False)],
+)
+def test_button_data_round_trips(button) -> None:
+    assert parse_button(button_data(button)) == button
+
+
+def test_the_longest_ids_fit_in_64_bytes() -> None:
+    data = button_data(ChoiceButton("l" * 24, "n" * 32, 7))
+    assert len(data.encode()) <= 64
+
+
+@pytest.mark.parametrize(
+    "data", [None, "", "a:madman:q", "a:madman:q:10", "a:Madman:q:1", "a:madman:q:-1", "x:1", "a:madman:q:1:extra",
+             "restart:madman:maybe", "forget:", "a:madman:../q:1", "é" * 40],
+)
+def test_garbled_button_data_is_refused(data) -> None:
+    with pytest.raises(BadButton):
+        parse_button(data)
