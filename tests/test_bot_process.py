@@ -21,20 +21,12 @@ import pytest
 from bot.engine import State, input_from_dict, step
 from bot.loader import load_file
 from bot.store import Store
+from tests.core_lesson import RIGHT, WRONG, option_data, question_key
 from tests.fake_telegram import TOKEN, FakeBotAPIServer, FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "dialogues" / "madman-core.yaml"
-RIGHT = {
-    "According to the theory": "It frightens opponents into giving in.",
-    "does the madman theory backfire": "The opponent no longer trusts the madman to keep any deal, so yielding gains nothing.",
-    "True or false": "False",
-}
-WRONG = {
-    "According to the theory": "It makes allies trust the leader more.",
-    "does the madman theory backfire": "The opponent stops believing the madman's threats.",
-    "True or false": "True",
-}
+
 
 
 def tutorbot() -> list[str]:
@@ -115,10 +107,10 @@ class Learner:
         elif "Type your answer" in message["text"]:
             update_id = self.telegram.send_text(self.user, f"Learner {self.user}: no one yields to a leader who may not keep the deal.")
         else:
-            key = next(k for k in RIGHT if k in message["text"])
+            key = question_key(message)
             pick = WRONG[key] if self.wrong_first and key not in self.tried else RIGHT[key]
             self.tried.add(key)
-            update_id = self.telegram.press(self.user, message["message_id"], option_data(self.telegram, message, pick))
+            update_id = self.telegram.press(self.user, message["message_id"], option_data(message, pick))
         self.answers.append(update_id)
 
     def await_reply(self, timeout: float) -> bool:
@@ -135,18 +127,6 @@ class Learner:
     @property
     def done(self) -> bool:
         return self.step is not None and self.step["text"].startswith("🏁")
-
-
-def option_data(telegram: FakeTelegram, message: dict, option_text: str) -> str:
-    buttons = FakeTelegram.buttons(message)
-    for label, data in buttons:
-        if label == option_text:
-            return data
-    for line in message["text"].splitlines():
-        number, _, text = line.partition(". ")
-        if text == option_text:
-            return dict(buttons)[number]
-    raise AssertionError(f"no option {option_text!r}")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from bot.store import Store
 from bot.telegram_bot.app import build_application, serve, update_handler
 from bot.telegram_bot.inbox import Dispatcher
 from bot.tutor import Tutor
+from tests.core_lesson import RIGHT, WRONG, option_data, question_key
 from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
 
 DIALOGUES = Path(__file__).resolve().parent.parent / "dialogues"
@@ -82,20 +83,6 @@ class Harness:
         return self.store.events(learner=f"tg:{user}")
 
 
-def option_data(telegram: FakeTelegram, message: dict, option_text: str) -> str:
-    """The button data for the option whose text is `option_text` (by label or by number)."""
-    buttons = telegram.buttons(message)
-    for label, data in buttons:
-        if label == option_text:
-            return data
-    lines = [line for line in message["text"].splitlines() if line[:1].isdigit()]
-    for line in lines:
-        number, _, text = line.partition(". ")
-        if text == option_text:
-            return dict(buttons)[number]
-    raise AssertionError(f"no option {option_text!r} in {message['text']!r}")
-
-
 async def play_core_lesson(h: Harness, user: int) -> None:
     """Answer madman-core from /start to its end, one wrong answer included."""
     replies = await h.say(user, "/start madman-core")
@@ -108,17 +95,10 @@ async def play_core_lesson(h: Harness, user: int) -> None:
         elif "Type your answer" in step["text"]:
             await h.say(user, "Yielding is pointless if you cannot trust the other side to keep the deal.")
         elif labels:
-            text = step["text"]
-            if "does the madman theory backfire" in text and not any(e["node"] == "q-why-backfire" for e in h.events(user)):
-                await h.tap(user, step, data=option_data(h.telegram, step, "The opponent stops believing the madman's threats."))
-            else:
-                right = {
-                    "According to the theory": "It frightens opponents into giving in.",
-                    "does the madman theory backfire": "The opponent no longer trusts the madman to keep any deal, so yielding gains nothing.",
-                    "True or false": "False",
-                }
-                key = next(k for k in right if k in text)
-                await h.tap(user, step, data=option_data(h.telegram, step, right[key]))
+            key = question_key(step)
+            first_time = not any(e["node"] == "q-why-backfire" for e in h.events(user))
+            answer = WRONG[key] if key == "does the madman theory backfire" and first_time else RIGHT[key]
+            await h.tap(user, step, data=option_data(step, answer))
         else:
             break
 
@@ -150,7 +130,7 @@ async def test_an_answered_question_shows_the_choice_and_loses_its_buttons(tmp_p
             await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         question = h.last(ALICE)
         assert "According to the theory" in question["text"]
-        replies = await h.tap(ALICE, question, data=option_data(h.telegram, question, "It frightens opponents into giving in."))
+        replies = await h.tap(ALICE, question, data=option_data(question, RIGHT["According to the theory"]))
         edited = h.telegram.message(ALICE, question["message_id"])
         assert edited["text"].endswith("Your answer: It frightens opponents into giving in.")
         assert h.telegram.buttons(edited) == []
@@ -343,11 +323,6 @@ async def test_a_group_is_told_to_come_one_to_one(tmp_path: Path) -> None:
 
 
 async def test_a_too_short_reflection_is_asked_again(tmp_path: Path) -> None:
-    right = {
-        "According to the theory": "It frightens opponents into giving in.",
-        "does the madman theory backfire": "The opponent no longer trusts the madman to keep any deal, so yielding gains nothing.",
-        "True or false": "False",
-    }
     async with Harness(tmp_path) as h:
         await h.say(ALICE, "/start madman-core")
         for _ in range(10):
@@ -357,8 +332,7 @@ async def test_a_too_short_reflection_is_asked_again(tmp_path: Path) -> None:
             if [label for label, _ in h.telegram.buttons(step)] == ["Continue ▸"]:
                 await h.tap(ALICE, step, "Continue ▸")
             else:
-                key = next(k for k in right if k in step["text"])
-                await h.tap(ALICE, step, data=option_data(h.telegram, step, right[key]))
+                await h.tap(ALICE, step, data=option_data(step, RIGHT[question_key(step)]))
         replies = await h.say(ALICE, "trust")
         assert "Could you say a little more? Please write at least 8 words." in replies[0]["text"]
         assert "Type your answer" in replies[-1]["text"]

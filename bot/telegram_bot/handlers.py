@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from telegram import BotCommand, CallbackQuery, Update
+from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -326,7 +326,7 @@ async def answer_step(s: Services, person: Who, update: Update, query: CallbackQ
     if reply.error is None or isinstance(reply.error, (StaleInput, LessonFinished)):
         # Answered now, or it belongs to a step that is over: it takes no more taps.
         text = None
-        if reply.error is None and isinstance(pressed, ChoiceButton):
+        if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
             node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
             text = answered(query.message.text_html, node.options[pressed.option].text)
         await edit(s, query, text)
@@ -358,7 +358,7 @@ async def confirm(s: Services, person: Who, update: Update, query: CallbackQuery
 async def edit(s: Services, query: CallbackQuery, text: str | None) -> None:
     """Take the buttons off a message, and show the answer in it if `text` is given."""
     message = query.message
-    if message is None or not hasattr(message, "message_id"):
+    if not isinstance(message, Message):  # too old to be edited (or gone)
         return
     try:
         if text is None:
