@@ -346,3 +346,10 @@ async def test_the_bot_waits_for_the_bot_api_at_start_up(tmp_path: Path) -> None
         replies = await h.say(ALICE, "/start madman-core")
         assert "Welcome!" in replies[-1]["text"]
     assert [m for m, _ in h.telegram.calls[:2]] == ["getMe", "getMe"]
+
+
+async def test_a_failed_getupdates_is_retried_not_fatal(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.fail_next("getUpdates", 409, {"ok": False, "error_code": 409, "description": "Conflict: terminated by other getUpdates request"})
+        replies = await h.say(ALICE, "/start madman-core")
+        assert "Welcome!" in replies[-1]["text"]

@@ -110,8 +110,10 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
         except RetryAfter as exc:
             await asyncio.sleep(_seconds(exc.retry_after))
             continue
-        except (TimedOut, NetworkError) as exc:
-            log.warning("cannot reach the Bot API (%s); retrying in %.0f s", type(exc).__name__, delay)
+        except InvalidToken:
+            raise
+        except TelegramError as exc:  # network trouble, or e.g. another instance polling
+            log.warning("getUpdates failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
             continue
@@ -209,9 +211,13 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
         else:
             await app.bot.delete_webhook(drop_pending_updates=False)
             poller = asyncio.create_task(poll(app, dispatcher, stop))
-            await stop.wait()
-            poller.cancel()  # an unconfirmed batch is fetched again next time
-            await asyncio.gather(poller, return_exceptions=True)
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({poller, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (poller, stopped):
+                task.cancel()  # an unconfirmed batch is fetched again next time
+            await asyncio.gather(poller, stopped, return_exceptions=True)
+            if not poller.cancelled() and poller.exception():
+                raise poller.exception()  # e.g. the token was revoked while running
         await dispatcher.drain()
     finally:
         await app.shutdown()
