@@ -6,6 +6,8 @@ It reads lines and writes text through two functions it is given (`input` and
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from collections.abc import Callable
 
 from bot import engine
@@ -110,7 +112,7 @@ def render(output: engine.Output, lesson: Lesson) -> str:
             return f"\n=== {output.text} ===\n"
         return f"\n({output.text})"
     if isinstance(output, Feedback):
-        return f"\n{MARKS[output.verdict]}{output.text}\n"
+        return f"\n{wrap(MARKS[output.verdict] + output.text)}\n"
     if isinstance(output, Summary):
         lines = [f"\nYou answered {output.score} of {output.questions} questions right at the first try."]
         if output.misconceptions:
@@ -119,7 +121,16 @@ def render(output: engine.Output, lesson: Lesson) -> str:
         return "\n".join(lines)
     if isinstance(output, Step):
         if output.kind == "choice":
-            options = "\n".join(f"  {i}) {text}" for i, text in enumerate(output.options, 1))
-            return f"\n{output.text.strip()}\n\n{options}\n"
-        return f"\n{output.text.strip()}\n"
+            options = "\n".join(wrap(f"  {i}) {text}", indent="     ") for i, text in enumerate(output.options, 1))
+            return f"\n{wrap(output.text.strip())}\n\n{options}\n"
+        return f"\n{wrap(output.text.strip())}\n"
     raise TypeError(f"cannot render {output!r}")
+
+
+def wrap(text: str, indent: str = "") -> str:
+    """Fold long lines at word ends to the terminal's width (at most 88 columns)."""
+    width = min(shutil.get_terminal_size().columns, 88) - 1
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False) if len(line) > width else line
+        for line in text.split("\n")
+    )
