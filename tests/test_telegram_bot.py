@@ -353,3 +353,11 @@ async def test_a_failed_getupdates_is_retried_not_fatal(tmp_path: Path) -> None:
         h.telegram.fail_next("getUpdates", 409, {"ok": False, "error_code": 409, "description": "Conflict: terminated by other getUpdates request"})
         replies = await h.say(ALICE, "/start madman-core")
         assert "Welcome!" in replies[-1]["text"]
+
+
+async def test_a_handled_update_keeps_only_its_id(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        await h.say(ALICE, "a private remark")
+        payloads = [row["payload"] for row in h.store.db["inbox"].rows]
+        assert payloads == ["{}", "{}"]

@@ -2,6 +2,7 @@
 
 `Inbox` keeps updates in SQLite keyed by `update_id` (a redelivered id is a no-op) and
 marks them handled, in the same transaction as the answer they carry when there is one.
+A handled update keeps only its id: what it said lives on in the event log, if anywhere.
 `Dispatcher` handles updates one chat at a time, in order, while different chats go on
 side by side, so one slow or flooding learner holds up nobody else.
 """
@@ -64,8 +65,9 @@ class Inbox:
         return [Update.de_json(json.loads(payload), bot) for (payload,) in rows]
 
     def mark_handled(self, update_id: int) -> None:
+        """Done with an update: keep its id (to spot a redelivery), drop its content."""
         self.store.db.execute(
-            "UPDATE inbox SET handled_at = ? WHERE update_id = ? AND handled_at IS NULL",
+            "UPDATE inbox SET handled_at = ?, payload = '{}' WHERE update_id = ? AND handled_at IS NULL",
             [self.store.now(), update_id],
         )
 
