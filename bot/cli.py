@@ -18,7 +18,7 @@ from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings
 from bot.store import Store
 from bot.tutor import Tutor
-from bot.validate import estimated_minutes
+from bot.validate import estimated_minutes, graph_dot
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -133,6 +133,14 @@ def lessons(dialogues: Path | None) -> None:
     for loaded in load_lessons([settings.dialogues]).values():
         click.echo(f"{loaded.lesson.id}: {loaded.lesson.title}")
         click.echo(f"    {describe(loaded)}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def graph(path: Path) -> None:
+    """Print a lesson's graph in Graphviz DOT (`tutorbot graph FILE | dot -Tsvg > lesson.svg`)."""
+    lessons = load_lessons([path])
+    click.echo(graph_dot(next(iter(lessons.values())).lesson))
 
 
 NO_TOKEN = """No Telegram bot token is set.

@@ -218,3 +218,27 @@ def estimated_minutes(lesson: Lesson) -> int:
 
 def _words(text: str) -> int:
     return len(text.split())
+
+
+def graph_dot(lesson: Lesson) -> str:
+    """The lesson as a Graphviz graph: sections as boxes, right answers solid, wrong dashed."""
+    shapes = {MessageNode: "note", ChoiceNode: "diamond", WriteNode: "parallelogram", EndNode: "doublecircle"}
+    lines = [f'digraph "{lesson.id}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    for index, section in enumerate(lesson.sections):
+        lines.append(f'  subgraph "cluster_{index}" {{ label="{index + 1}. {_dot(section.title)}";')
+        lines += [f'    "{node.id}" [shape={shapes[type(node)]}];' for node in section.nodes]
+        lines.append("  }")
+    for node in lesson.nodes.values():
+        if isinstance(node, ChoiceNode):
+            for number, option in enumerate(node.options, 1):
+                style = "solid" if option.correct or not node.graded else "dashed"
+                label = f"{number}" + (f" {option.misconception}" if option.misconception else "")
+                lines.append(f'  "{node.id}" -> "{lesson.option_target(node, option)}" [style={style}, label="{label}"];')
+        else:
+            lines += [f'  "{node.id}" -> "{target}";' for target in lesson.targets(node)]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _dot(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

@@ -300,3 +300,23 @@ def test_every_command_and_option_has_help(runner):
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"`tutorbot {name} {param.opts[0]}` has no help text"
+
+
+def test_graph_prints_the_lesson_as_dot(runner):
+    result = runner.invoke(main, ["graph", str(BUNDLED_DIALOGUES / "madman-core.yaml")])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith('digraph "madman-core" {') and out.rstrip().endswith("}")
+    assert 'subgraph "cluster_2" { label="3. Why it can backfire";' in out
+    assert '"q-why-backfire" -> "remedy-m1" [style=dashed, label="1 M1"];' in out
+    assert '"q-why-backfire" -> "q-both-halves" [style=solid, label="2"];' in out
+    assert '"remedy-m1" -> "q-why-backfire";' in out
+    assert '"finish" [shape=doublecircle];' in out
+
+
+def test_graph_of_a_broken_file_lists_its_problems(runner, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lesson: [\n")
+    result = runner.invoke(main, ["graph", str(broken)])
+    assert result.exit_code == 1
+    assert f"{broken}:2: lesson: YAML syntax error" in result.output
