@@ -151,6 +151,7 @@ async def test_stale_and_forged_buttons_change_nothing(tmp_path: Path) -> None:
         assert replies[-1]["text"] == current["text"]
         # Forged and garbled data.
         for data in ["a:madman-core:how-it-works:7", "x" * 64, "a:madman-core:../../etc:1", "l:no-such-lesson", "a:madman-core:q-why-backfire:9"]:
+            h.app.bot_data["services"].refused_at.clear()  # as if a few seconds had passed
             replies = await h.tap(ALICE, current, data=data)
             assert "nothing changed" in replies[0]["text"] or "not one of the options" in replies[0]["text"]
             assert replies[-1]["text"] == current["text"], data
@@ -295,6 +296,10 @@ async def test_one_flooding_learner_does_not_hold_up_another(tmp_path: Path) -> 
         # Exactly one of the forty taps moved Alice on; the rest were stale.
         assert len([e for e in h.events(ALICE) if e["input"]["kind"] == "continue"]) == 1
         assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "how-it-works"
+        # She is told once that nothing changed, not forty times.
+        told = [m for m in h.telegram.bot_messages(ALICE) if "nothing changed" in m["text"]]
+        assert len(told) == 1
+        assert len(h.telegram.answered_queries) == 40  # yet every tap was answered
 
 
 async def test_deep_link_to_an_unknown_lesson_lists_the_lessons(tmp_path: Path) -> None:

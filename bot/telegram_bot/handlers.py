@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.error import TelegramError
@@ -65,6 +66,7 @@ HELP = (
     "/forget – delete everything stored about you\n"
     "/help – this message"
 )
+REFUSAL_QUIET = 3.0  # seconds
 HINTS = {
     "message": "Tap <b>Continue</b> under the message to go on.",
     "choice": "Tap one of the buttons under the question, or type the number of your answer.",
@@ -81,10 +83,22 @@ class Services:
     inbox: Inbox
     sender: Sender
     settings: Settings
+    refused_at: dict[int, float] = field(default_factory=dict)  # chat id -> last refusal shown
 
     @property
     def store(self) -> Store:
         return self.tutor.store
+
+    def just_refused(self, chat_id: int) -> bool:
+        """True if this chat was shown a refusal moments ago; else note that it is shown now.
+
+        A burst of taps on old buttons then gets one "nothing changed", not one per tap.
+        """
+        now = time.monotonic()
+        if now - self.refused_at.get(chat_id, -REFUSAL_QUIET) < REFUSAL_QUIET:
+            return True
+        self.refused_at[chat_id] = now
+        return False
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -303,8 +317,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadButton:
         with handling(s, update, person):
             reply = s.tutor.current(person.learner, person.chat)
-        await send(s, person, [OutMessage("<i>I don't recognise that button, so nothing changed.</i>")])
-        await show(s, person, reply)
+        if not s.just_refused(person.chat_id):
+            await send(s, person, [OutMessage("<i>I don't recognise that button, so nothing changed.</i>")])
+            await show(s, person, reply)
         return
     if isinstance(pressed, (ChoiceButton, ContinueButton)):
         await answer_step(s, person, update, query, pressed)
@@ -323,6 +338,8 @@ async def answer_step(s: Services, person: Who, update: Update, query: CallbackQ
         value = Continue(pressed.node)
     with handling(s, update, person):
         reply = s.tutor.act(person.learner, person.chat, value, pressed.lesson, update.update_id)
+    if reply.error is not None and s.just_refused(person.chat_id):
+        return
     if reply.error is None or isinstance(reply.error, (StaleInput, LessonFinished)):
         # Answered now, or it belongs to a step that is over: it takes no more taps.
         text = None
