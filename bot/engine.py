@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from bot.lesson import ChoiceNode, EndNode, Lesson, MessageNode, Node, WriteNode
 
-
 # --- learner state --------------------------------------------------------------------
 
 

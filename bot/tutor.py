@@ -12,7 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import engine
-from bot.engine import Answer, Choose, Continue, Input, InputError, Notice, Output, Resync, Start, State, Step
+from bot.engine import (
+    Answer,
+    Choose,
+    Continue,
+    Input,
+    InputError,
+    Notice,
+    Output,
+    Resync,
+    Start,
+    State,
+    Step,
+)
 from bot.loader import LoadedLesson
 from bot.store import Progress, Store
 

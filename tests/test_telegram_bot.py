@@ -9,8 +9,6 @@ import json
 import logging
 from pathlib import Path
 
-import pytest
-
 from bot import logs
 from bot.loader import load_all
 from bot.settings import Settings

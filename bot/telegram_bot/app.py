@@ -17,15 +17,28 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.error import (
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
-from bot.telegram_bot import handlers
-from bot.telegram_bot.handlers import Services
+from bot.telegram_bot import buttons, handlers
 from bot.telegram_bot.inbox import Dispatcher, Inbox
 from bot.telegram_bot.sending import Sender
+from bot.telegram_bot.services import Services
 from bot.tutor import Tutor
 
 log = logging.getLogger(__name__)
@@ -72,7 +85,7 @@ def build_application(
     app.add_handler(MessageHandler(private & filters.COMMAND, handlers.unknown_command))
     app.add_handler(MessageHandler(private & filters.TEXT, handlers.text_message))
     app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.other_message))
-    app.add_handler(CallbackQueryHandler(handlers.button))
+    app.add_handler(CallbackQueryHandler(buttons.button))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.COMMAND, handlers.group_message))
     app.add_error_handler(handlers.on_error)
     return app

@@ -1,42 +1,33 @@
-"""What the bot does with each kind of update in a one-to-one chat.
+"""What the bot does with commands and messages in a one-to-one chat (and in groups, for now).
 
-Every handler has the same shape: work out who is asking, run the tutor inside one
-transaction that also marks the update handled in the inbox, then send the reply. A
-button press is answered at once; stale, forged or garbled buttons change nothing and
-show the learner where they are.
+Every handler has the same shape: work out who is asking, run the tutor inside
+`handling` (one transaction that also marks the update handled), then send the reply.
+Button taps are in `bot.telegram_bot.buttons`.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from telegram import BotCommand, CallbackQuery, Message, Update
-from telegram.error import TelegramError
+from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
 
-from bot.engine import Choose, Continue, StaleInput, LessonFinished, view
-from bot.settings import Settings
-from bot.store import Store
-from bot.telegram_bot.inbox import Inbox
-from bot.telegram_bot.render import (
-    BadButton,
-    ChoiceButton,
-    ConfirmButton,
-    ContinueButton,
-    LessonButton,
-    OutMessage,
-    answered,
-    button_data,
-    messages,
-    parse_button,
+from bot.engine import view
+from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
+from bot.telegram_bot.sending import Blocked
+from bot.telegram_bot.services import (
+    HINTS,
+    Services,
+    Who,
+    handling,
+    send,
+    services,
+    show,
+    typing,
+    who,
 )
-from bot.telegram_bot.sending import Blocked, Sender
-from bot.tutor import Reply, Tutor, typed_input
+from bot.tutor import typed_input
 from bot.validate import estimated_minutes
 
 log = logging.getLogger(__name__)
@@ -66,97 +57,11 @@ HELP = (
     "/forget – delete everything stored about you\n"
     "/help – this message"
 )
-REFUSAL_QUIET = 3.0  # seconds
-HINTS = {
-    "message": "Tap <b>Continue</b> under the message to go on.",
-    "choice": "Tap one of the buttons under the question, or type the number of your answer.",
-    "text": "Please type your answer as a text message.",
-    "end": "You have finished this lesson. /lessons shows the others; /restart goes through it again.",
-}
-
-
-@dataclass
-class Services:
-    """What the handlers need, kept in `application.bot_data["services"]`."""
-
-    tutor: Tutor
-    inbox: Inbox
-    sender: Sender
-    settings: Settings
-    refused_at: dict[int, float] = field(default_factory=dict)  # chat id -> last refusal shown
-
-    @property
-    def store(self) -> Store:
-        return self.tutor.store
-
-    def just_refused(self, chat_id: int) -> bool:
-        """True if this chat was shown a refusal moments ago; else note that it is shown now.
-
-        A burst of taps on old buttons then gets one "nothing changed", not one per tap.
-        """
-        now = time.monotonic()
-        if now - self.refused_at.get(chat_id, -REFUSAL_QUIET) < REFUSAL_QUIET:
-            return True
-        self.refused_at[chat_id] = now
-        return False
-
-
-def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.bot_data["services"]
-
-
-@dataclass(frozen=True)
-class Who:
-    learner: str
-    chat: str
-    chat_id: int
-    name: str | None
-
-
-def who(update: Update) -> Who:
-    user, chat = update.effective_user, update.effective_chat
-    assert user is not None and chat is not None
-    return Who(f"tg:{user.id}", f"tg:{chat.id}", chat.id, user.full_name)
-
-
-@contextmanager
-def handling(s: Services, update: Update, person: Who) -> Iterator[None]:
-    """One transaction: the learner's row, whatever the handler records, the inbox mark."""
-    with s.store.atomic():
-        s.store.ensure_learner(person.learner, person.name)
-        yield
-        s.inbox.mark_handled(update.update_id)
-
-
-async def send(s: Services, person: Who, outgoing: list[OutMessage]) -> None:
-    try:
-        await s.sender.send_all(person.chat_id, outgoing)
-    except Blocked:
-        log.info("chat %s has blocked the bot; its progress is kept", person.chat_id)
-
-
-async def show(s: Services, person: Who, reply: Reply) -> None:
-    lesson = s.tutor.loaded(reply.lesson).lesson if reply.lesson in s.tutor.lessons else None
-    if lesson is None:
-        outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
-    else:
-        outgoing = messages(lesson, reply.outputs)
-    if isinstance(reply.error, LessonFinished):
-        outgoing.append(OutMessage(HINTS["end"]))
-    await send(s, person, outgoing)
-
-
-async def typing(s: Services, person: Who) -> None:
-    """Show "typing…" while the bot works; best effort."""
-    try:
-        await s.sender.bot.send_chat_action(person.chat_id, "typing")
-    except TelegramError:
-        pass
 
 
 def lesson_list(s: Services, person: Who) -> OutMessage:
     lines, rows = ["<b>Lessons</b>"], []
-    for loaded in sorted(s.tutor.lessons.values(), key=lambda l: l.lesson.id != s.settings.default_lesson):
+    for loaded in sorted(s.tutor.lessons.values(), key=lambda each: each.lesson.id != s.settings.default_lesson):
         lesson = loaded.lesson
         progress = s.store.progress(person.learner, lesson.id, person.chat)
         status = "not started"
@@ -296,94 +201,6 @@ async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             kind = view(lesson, latest.state).kind
     hint = HINTS[kind] if kind else "Send /start to begin a lesson."
     await send(s, person, [OutMessage(f"I can only read text and button taps. {hint}")])
-
-
-# --- buttons --------------------------------------------------------------------------
-
-
-async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A tap on an inline button."""
-    s, person = services(context), who(update)
-    query = update.callback_query
-    assert query is not None
-    try:
-        await query.answer()  # at once, so the button stops spinning
-    except TelegramError:
-        pass  # too old to answer (e.g. handled again after a restart); the reply still follows
-    try:
-        pressed = parse_button(query.data)
-        if isinstance(pressed, (ChoiceButton, ContinueButton, LessonButton)) and pressed.lesson not in s.tutor.lessons:
-            raise BadButton("unknown lesson")
-    except BadButton:
-        with handling(s, update, person):
-            reply = s.tutor.current(person.learner, person.chat)
-        if not s.just_refused(person.chat_id):
-            await send(s, person, [OutMessage("<i>I don't recognise that button, so nothing changed.</i>")])
-            await show(s, person, reply)
-        return
-    if isinstance(pressed, (ChoiceButton, ContinueButton)):
-        await answer_step(s, person, update, query, pressed)
-    elif isinstance(pressed, LessonButton):
-        with handling(s, update, person):
-            reply = s.tutor.begin(person.learner, person.chat, pressed.lesson)
-        await show(s, person, reply)
-    else:
-        await confirm(s, person, update, query, pressed)
-
-
-async def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ChoiceButton | ContinueButton) -> None:
-    if isinstance(pressed, ChoiceButton):
-        value = Choose(pressed.node, pressed.option)
-    else:
-        value = Continue(pressed.node)
-    with handling(s, update, person):
-        reply = s.tutor.act(person.learner, person.chat, value, pressed.lesson, update.update_id)
-    if reply.error is not None and s.just_refused(person.chat_id):
-        return
-    if reply.error is None or isinstance(reply.error, (StaleInput, LessonFinished)):
-        # Answered now, or it belongs to a step that is over: it takes no more taps.
-        text = None
-        if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
-            node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
-            text = answered(query.message.text_html, node.options[pressed.option].text)
-        await edit(s, query, text)
-    await show(s, person, reply)
-
-
-async def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ConfirmButton) -> None:
-    reply = None
-    with handling(s, update, person):
-        if pressed.action == "forget" and pressed.yes:
-            s.inbox.mark_handled(update.update_id)  # first, so that forget scrubs this update too
-            s.store.forget(person.learner)
-            note = "Done: everything stored about you is deleted. Send /start whenever you want to begin again."
-        elif pressed.action == "forget":
-            note = "Nothing was deleted."
-        elif pressed.yes and pressed.lesson in s.tutor.lessons:
-            reply = s.tutor.begin(person.learner, person.chat, pressed.lesson, restart=True, update_id=update.update_id)
-            note = "Starting over."
-        else:
-            note = "OK, you keep your place."
-            if s.store.latest_progress(person.learner, person.chat):
-                reply = s.tutor.current(person.learner, person.chat)
-    await edit(s, query, None)
-    await send(s, person, [OutMessage(f"<i>{note}</i>")])
-    if reply is not None:
-        await show(s, person, reply)
-
-
-async def edit(s: Services, query: CallbackQuery, text: str | None) -> None:
-    """Take the buttons off a message, and show the answer in it if `text` is given."""
-    message = query.message
-    if not isinstance(message, Message):  # too old to be edited (or gone)
-        return
-    try:
-        if text is None:
-            await s.sender.call(lambda: message.edit_reply_markup(reply_markup=None))
-        else:
-            await s.sender.call(lambda: message.edit_text(text, parse_mode="HTML", reply_markup=None))
-    except (TelegramError, Blocked) as exc:
-        log.info("could not edit message %s: %s", message.message_id, exc)
 
 
 # --- groups ---------------------------------------------------------------------------
