@@ -367,3 +367,15 @@ async def test_a_handled_update_keeps_only_its_id(tmp_path: Path) -> None:
         await h.say(ALICE, "a private remark")
         payloads = [row["payload"] for row in h.store.db["inbox"].rows]
         assert payloads == ["{}", "{}"]
+
+
+async def test_after_the_end_the_learner_is_told_what_next(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await play_core_lesson(h, ALICE)
+        replies = await h.say(ALICE, "/start")
+        assert [m["text"] for m in replies] == [
+            "You have finished this lesson.",
+            "/lessons shows the other lessons; /restart goes through this one again.",
+        ]
+        replies = await h.say(ALICE, "more please")
+        assert replies[-1]["text"] == "/lessons shows the other lessons; /restart goes through this one again."

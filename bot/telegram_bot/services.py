@@ -29,11 +29,12 @@ from bot.tutor import Reply, Tutor
 log = logging.getLogger(__name__)
 
 REFUSAL_QUIET = 3.0  # seconds
+AFTER_THE_END = "/lessons shows the other lessons; /restart goes through this one again."
 HINTS = {  # what the bot expects at each kind of step
     "message": "Tap <b>Continue</b> under the message to go on.",
     "choice": "Tap one of the buttons under the question, or type the number of your answer.",
     "text": "Please type your answer as a text message.",
-    "end": "You have finished this lesson. /lessons shows the others; /restart goes through it again.",
+    "end": f"You have finished this lesson. {AFTER_THE_END}",
 }
 
 
@@ -104,7 +105,7 @@ async def show(s: Services, person: Who, reply: Reply) -> None:
     else:
         outgoing = messages(lesson, reply.outputs)
     if isinstance(reply.error, LessonFinished):
-        outgoing.append(OutMessage(HINTS["end"]))
+        outgoing.append(OutMessage(AFTER_THE_END))
     await send(s, person, outgoing)
 
 
