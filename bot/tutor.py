@@ -90,8 +90,18 @@ class Tutor:
         except KeyError:
             raise UnknownLesson(lesson_id) from None
 
-    def begin(self, learner: str, chat: str, lesson_id: str, restart: bool = False, update_id: int | None = None) -> Reply:
-        """Start a lesson, or resume it where the learner was (unless `restart`)."""
+    def begin(
+        self,
+        learner: str,
+        chat: str,
+        lesson_id: str,
+        restart: bool = False,
+        update_id: int | None = None,
+        greet: bool = True,
+    ) -> Reply:
+        """Start a lesson, or resume it where the learner was (unless `restart`).
+
+        Resuming says where the learner is, with a welcome back if `greet`."""
         loaded = self.loaded(lesson_id)
         progress = self.store.progress(learner, lesson_id, chat)
         if progress is None or restart:
@@ -102,7 +112,8 @@ class Tutor:
                 finished = engine.LessonFinished()
                 return Reply(lesson_id, said + (Notice(explain(finished)),), finished)
             step = engine.view(loaded.lesson, state)
-            part = Notice(f"Welcome back to “{loaded.lesson.title}”. You are in part {step.part} of {step.parts}: {step.section}.")
+            where = f"You are in part {step.part} of {step.parts}: {step.section}."
+            part = Notice(f"Welcome back to “{loaded.lesson.title}”. {where}" if greet else where)
             return Reply(lesson_id, said + (part, step))
 
     def act(self, learner: str, chat: str, value: Input, lesson_id: str | None = None, update_id: int | None = None) -> Reply:
@@ -124,7 +135,7 @@ class Tutor:
         progress = self._progress(learner, chat, lesson_id)
         if progress is None:
             return Reply(lesson_id, (Notice(explain(engine.NotStarted())),), engine.NotStarted())
-        return self.begin(learner, chat, progress.lesson)
+        return self.begin(learner, chat, progress.lesson, greet=False)
 
     def progress_text(self, learner: str, chat: str) -> str:
         """A few lines on where the learner is and how it has gone."""

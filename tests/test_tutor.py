@@ -54,7 +54,8 @@ def test_begin_then_resume_in_a_new_tutor(store, tiny, tutor):
     assert texts(reply) == ["Welcome back to “A tiny lesson”. You are in part 2 of 3: Why it backfires.", "[q1]"]
     assert reply.step.options[1] == "No one trusts the madman to keep a deal."
     assert len(store.events()) == events  # resuming records nothing
-    assert texts(again.current("a", "c")) == texts(reply)
+    # Showing the step again says where the learner is, without a welcome.
+    assert texts(again.current("a", "c")) == ["You are in part 2 of 3: Why it backfires.", "[q1]"]
 
 
 def test_restart_starts_over(store, tutor):

@@ -87,10 +87,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await typing(s, person)
     wanted = context.args[0] if context.args else None
     with handling(s, update, person):
+        latest = s.store.latest_progress(person.learner, person.chat)
         if wanted in s.tutor.lessons:
             reply = s.tutor.begin(person.learner, person.chat, wanted)
-        elif s.store.latest_progress(person.learner, person.chat) and wanted is None:
-            reply = s.tutor.current(person.learner, person.chat)
+        elif wanted is None and latest and latest.lesson in s.tutor.lessons:
+            reply = s.tutor.begin(person.learner, person.chat, latest.lesson)
         else:
             reply = None
             intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(wanted)}”."
