@@ -234,8 +234,7 @@ def _view(lesson: Lesson, node: Node) -> Step:
     if isinstance(node, ChoiceNode):
         options = tuple(option.text for option in node.options)
         return Step(node.id, "choice", node.ask, options, part, parts, section)
-    text = {MessageNode: "say", WriteNode: "write", EndNode: "end"}[type(node)]
-    return Step(node.id, node.kind, getattr(node, text), (), part, parts, section)
+    return Step(node.id, node.kind, node.text, (), part, parts, section)
 
 
 def _enter(lesson: Lesson, state: State, target: str, said: tuple[Output, ...], outcome: dict) -> Result:

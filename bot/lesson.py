@@ -91,6 +91,10 @@ class MessageNode(NodeBase):
     say: Text
     next: Id | None = None  # default: the node below it
 
+    @property
+    def text(self) -> str:
+        return self.say
+
 
 class Option(Strict):
     """One answer to a choice question."""
@@ -111,6 +115,10 @@ class ChoiceNode(NodeBase):
     next: Id | None = None  # where right (or ungraded) answers go; default: the node below
     options: list[Option] = Field(min_length=2, max_length=OPTIONS_MAX)
 
+    @property
+    def text(self) -> str:
+        return self.ask
+
 
 class WriteNode(NodeBase):
     """A question answered in the learner's own words; every answer is kept."""
@@ -124,12 +132,20 @@ class WriteNode(NodeBase):
     feedback: Text | None = None  # shown after every answer (e.g. a model answer)
     next: Id | None = None
 
+    @property
+    def text(self) -> str:
+        return self.write
+
 
 class EndNode(NodeBase):
     """The end of the lesson, with a closing message."""
 
     kind: Literal["end"] = "end"
     end: Text
+
+    @property
+    def text(self) -> str:
+        return self.end
 
 
 _KIND_KEYS = {"say": "message", "ask": "choice", "write": "text", "end": "end"}

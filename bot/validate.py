@@ -200,8 +200,7 @@ def estimated_minutes(lesson: Lesson) -> int:
     while node_id and node_id not in visited:
         visited.add(node_id)
         node = lesson.nodes[node_id]
-        text = getattr(node, "say", None) or getattr(node, "ask", None) or getattr(node, "write", None) or getattr(node, "end", "")
-        seconds += _words(text) * 0.3
+        seconds += _words(node.text) * 0.3
         if isinstance(node, ChoiceNode):
             chosen = next((o for o in node.options if o.correct), node.options[0])
             seconds += 20 + _words(" ".join(o.text for o in node.options)) * 0.3 + _words(chosen.feedback) * 0.3
