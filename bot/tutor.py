@@ -130,6 +130,19 @@ class Tutor:
                 return self._refused(loaded, state, said, error)
             return Reply(reply.lesson, said + reply.outputs)
 
+    def typed(self, learner: str, chat: str, text: str, update_id: int | None = None) -> Reply | None:
+        """A line the learner typed, read against their current step (see `typed_input`).
+
+        None if they have no lesson in this chat; the step again if it is gone or over."""
+        progress = self._progress(learner, chat, None)
+        if progress is None:
+            return None
+        lesson = self.lessons[progress.lesson].lesson
+        if progress.state.finished or progress.state.node not in lesson.nodes:
+            return self.current(learner, chat)
+        value = typed_input(engine.view(lesson, progress.state), text)
+        return self.act(learner, chat, value, progress.lesson, update_id)
+
     def current(self, learner: str, chat: str, lesson_id: str | None = None) -> Reply:
         """Show the learner's current step again."""
         progress = self._progress(learner, chat, lesson_id)

@@ -13,7 +13,7 @@ import logging
 from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
 
-from bot.engine import view
+from bot.engine import LessonFinished
 from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
 from bot.telegram_bot.sending import Blocked
 from bot.telegram_bot.services import (
@@ -27,7 +27,6 @@ from bot.telegram_bot.services import (
     typing,
     who,
 )
-from bot.tutor import typed_input
 from bot.validate import estimated_minutes
 
 log = logging.getLogger(__name__)
@@ -173,15 +172,7 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     log.debug("text from %s: %r", person.learner, update.message.text)
     await typing(s, person)
     with handling(s, update, person):
-        latest = s.store.latest_progress(person.learner, person.chat)
-        if latest is None or latest.lesson not in s.tutor.lessons:
-            reply = None
-        elif latest.state.finished or latest.state.node not in s.tutor.lessons[latest.lesson].lesson.nodes:
-            reply = s.tutor.current(person.learner, person.chat)
-        else:
-            step = view(s.tutor.lessons[latest.lesson].lesson, latest.state)
-            value = typed_input(step, update.message.text)
-            reply = s.tutor.act(person.learner, person.chat, value, latest.lesson, update.update_id)
+        reply = s.tutor.typed(person.learner, person.chat, update.message.text, update.update_id)
     if reply is None:
         await send(s, person, [OutMessage("Hello! Send /start to begin a lesson, or /help to see what I can do.")])
     else:
@@ -192,14 +183,8 @@ async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     """Stickers, photos, voice and the like: say what the bot expects instead."""
     s, person = services(context), who(update)
     with handling(s, update, person):
-        latest = s.store.latest_progress(person.learner, person.chat)
-    kind = None
-    if latest and latest.lesson in s.tutor.lessons:
-        lesson = s.tutor.lessons[latest.lesson].lesson
-        if latest.state.finished:
-            kind = "end"
-        elif latest.state.node in lesson.nodes:
-            kind = view(lesson, latest.state).kind
+        reply = s.tutor.current(person.learner, person.chat)
+    kind = "end" if isinstance(reply.error, LessonFinished) else reply.step.kind if reply.step else None
     hint = HINTS[kind] if kind else "Send /start to begin a lesson."
     await send(s, person, [OutMessage(f"I can only read text and button taps. {hint}")])
 
