@@ -7,12 +7,15 @@ so a user sees one clear line and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
 from bot.console import Console
+from bot.database_file import DatabaseError, single_instance
 from bot.lesson import ChoiceNode, EndNode, WriteNode
 from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings
@@ -38,6 +41,15 @@ def load_lessons(paths: list[Path]) -> dict[str, LoadedLesson]:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         raise click.ClickException(f"{len(exc.problems)} problem(s) in the dialogue files; nothing was started")
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """A database path that cannot be used becomes one clear line and exit 1."""
+    try:
+        yield
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def describe(loaded: LoadedLesson) -> str:
@@ -84,7 +96,7 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.option("--lesson", "lesson_id", help="Lesson id (see `tutorbot lessons`); default: where you were last.")
 @click.option("--learner", default="me", show_default=True, help="Whose progress this is; keeps learners apart in one database.")
-@click.option("--db", "database", type=click.Path(dir_okay=False, path_type=Path), help="Database file [default: tutorbot.db].")
+@click.option("--db", "database", type=click.Path(path_type=Path), help="Database file [default: tutorbot.db].")
 @click.option("--restart", is_flag=True, help="Start the lesson over.")
 @click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons.")
 def play(lesson_id: str | None, learner: str, database: Path | None, restart: bool, dialogues: Path | None) -> None:
@@ -93,7 +105,8 @@ def play(lesson_id: str | None, learner: str, database: Path | None, restart: bo
     lessons = load_lessons([settings.dialogues])
     if lesson_id is not None:
         pick_lesson(lessons, lesson_id, settings.default_lesson)
-    store = Store(settings.database)
+    with database_errors():
+        store = Store(settings.database)
     try:
         console = Console(Tutor(store, lessons), learner, write=click.echo)
         if lesson_id is None:
@@ -174,12 +187,14 @@ def run() -> None:
         secrets.append(settings.webhook_secret.get_secret_value())
     logs.setup(settings.log_level, secrets)
     lessons = load_lessons([settings.dialogues])
-    store = Store(settings.database)
-    try:
-        run_bot(settings, Tutor(store, lessons))
-    except InvalidToken:
-        raise click.ClickException("Telegram rejected the token: check TELEGRAM_BOT_TOKEN (from @BotFather)") from None
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
+    # One bot per database, checked before anything goes over the network.
+    with database_errors(), single_instance(settings.database):
+        store = Store(settings.database)
+        try:
+            run_bot(settings, Tutor(store, lessons))
+        except InvalidToken:
+            raise click.ClickException("Telegram rejected the token: check TELEGRAM_BOT_TOKEN (from @BotFather)") from None
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            store.close()

@@ -13,11 +13,23 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
-BUNDLED_DIALOGUES = Path(__file__).resolve().parent.parent / "dialogues"
+
+def bundled_dialogues() -> Path:
+    """The lessons shipped with the program.
+
+    pyproject.toml ships the repository's `dialogues/` folder as the package data
+    `bot/lessons/`; in a checkout (or an editable install) it is that folder itself.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "lessons"
+    return installed if installed.is_dir() else package.parent / "dialogues"
+
+
+BUNDLED_DIALOGUES = bundled_dialogues()
 
 
 def default_dialogues() -> Path:
-    """`dialogues/` in the working directory, else the one beside this package."""
+    """`dialogues/` in the working directory, else the lessons shipped with the program."""
     here = Path("dialogues")
     return here if here.is_dir() else BUNDLED_DIALOGUES
 

@@ -1,0 +1,123 @@
+"""Opening the database file: clear errors for bad paths, and the single-instance lock.
+
+Every problem with the path is a `DatabaseError` whose message is one line naming the path
+and saying what to do. A refused file is never written: the checks only read it, and the
+-wal/-shm files SQLite makes for a read are removed when that connection closes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class DatabaseError(Exception):
+    """The database path cannot be used; the message says why and what to do."""
+
+
+def open_database(path: Path, migrations: Migrations) -> Database:
+    """The database at `path`, checked first; its folder is created if missing.
+
+    Refuses a database that a newer tutorbot has migrated: writing into it could break it.
+    """
+    check_path(path)
+    db = None
+    try:
+        db = Database(path)
+        db.execute("PRAGMA busy_timeout = 5000")  # a running bot may be writing
+        unknown = unknown_migrations(db, migrations)
+    except sqlite3.DatabaseError as exc:
+        if db is not None:
+            db.close()
+        raise DatabaseError(f"{path} cannot be read as a database ({exc}): choose another path") from None
+    if unknown:
+        db.close()
+        raise DatabaseError(
+            f"{path} was written by a newer tutorbot (it has migrations {', '.join(unknown)}): "
+            "upgrade tutorbot, or choose another path"
+        )
+    return db
+
+
+def check_path(path: Path) -> None:
+    """Raise DatabaseError unless `path` is, or can become, a tutorbot database file."""
+    if path.is_dir():
+        raise DatabaseError(f"the database path {path} is a folder: give a file path, e.g. {path / 'tutorbot.db'}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the folder {folder} for the database {path} ({exc.strerror}): choose another path"
+        ) from None
+    # SQLite keeps its -wal and -shm files beside the database.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseError(
+            f"the folder {folder} of the database {path} is read-only: make it writable, or choose another path"
+        )
+    if path.exists():
+        check_file(path)
+
+
+def check_file(path: Path) -> None:
+    """An existing file must be readable, writable and SQLite (an empty file is a new database)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot read the database {path} ({exc.strerror}): fix its permissions, or choose another path"
+        ) from None
+    if header and header != SQLITE_HEADER:
+        raise DatabaseError(f"{path} is not an SQLite database: choose another path, or move that file away")
+    if not os.access(path, os.W_OK):
+        raise DatabaseError(
+            f"the database {path} is read-only: make it writable (chmod u+w), or choose another path"
+        )
+
+
+def unknown_migrations(db: Database, migrations: Migrations) -> list[str]:
+    """Migrations recorded in `db` that this program does not have, in the order applied."""
+    known = {m.name for m in migrations.pending(Database(memory=True))}  # an empty database lacks all
+    return [m.name for m in migrations.applied(db) if m.name not in known]
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+@contextmanager
+def single_instance(database: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<database>.lock` for the block, or raise DatabaseError.
+
+    An OS advisory lock (flock) is released by the kernel however the process ends, so a
+    killed bot starts again without cleanup. The file stays, holding the last holder's pid.
+    """
+    check_path(database)
+    path = lock_path(database)
+    try:
+        handle = path.open("a+")  # not "w": that would wipe the holder's pid before we know we hold it
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the lock file {path} ({exc.strerror}): make its folder writable") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "unknown"
+            raise DatabaseError(
+                f"another tutorbot is already running on {database} (pid {pid}): stop it first, or use another database"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
