@@ -13,7 +13,7 @@ from collections.abc import Callable
 from bot import engine
 from bot.engine import Answer, Choose, Continue, Feedback, Notice, Step, Summary
 from bot.lesson import Lesson
-from bot.tutor import Reply, Tutor
+from bot.tutor import Reply, Tutor, option_number
 
 CHAT = "console"
 HELP = (
@@ -81,8 +81,8 @@ class Console:
             elif step.kind == "text":
                 if line:
                     return self.tutor.act(self.learner, CHAT, Answer(line), lesson.id)
-            elif line.isdigit() and 1 <= int(line) <= len(step.options):
-                return self.tutor.act(self.learner, CHAT, Choose(step.node, int(line) - 1), lesson.id)
+            elif (number := option_number(line)) is not None and 1 <= number <= len(step.options):
+                return self.tutor.act(self.learner, CHAT, Choose(step.node, number - 1), lesson.id)
             else:
                 self.write(f"Please type a number from 1 to {len(step.options)}.")
 

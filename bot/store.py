@@ -12,6 +12,7 @@ in several groups. Learner and chat ids are text ("tg:42", "local:alice", "conso
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from bot.database_file import open_database
 from bot.engine import Input, Result, State, input_to_dict
 
 Clock = Callable[[], datetime]
@@ -29,6 +31,13 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def transient(exc: BaseException) -> bool:
+    """A database error that may pass: locked, busy, full, read-only for now, I/O trouble.
+
+    Worth waiting out and trying again; anything else (a constraint, a bug) is not."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
 migrations = Migrations("tutorbot")
@@ -90,6 +99,41 @@ def m002_inbox(db: Database) -> None:
     db["inbox"].create_index(["handled_at", "update_id"])
 
 
+@migrations()
+def m003_outbox_and_set_aside(db: Database) -> None:
+    # Messages to send, stored in the transaction that decided them and marked when sent.
+    db["outbox"].create(
+        {
+            "id": int,
+            "chat": str,  # "tg:<chat id>", as elsewhere
+            "chat_id": int,
+            "kind": str,  # "send" or "edit"
+            "body": str,  # JSON: text, buttons, message_id (edits)
+            "step": str,  # "<lesson>:<node>" when the message shows a step
+            "droppable": int,  # a newer reply to the chat makes it moot
+            "priority": int,  # 0: a learner waits for it; 1: bulk
+            "update_id": int,
+            "created_at": str,
+            "sent_at": str,
+            "message_id": int,  # what Telegram called the sent message
+            "failed_at": str,  # given up on: blocked, a permanent error, or superseded
+            "error": str,
+            "attempts": int,
+        },
+        pk="id",
+        not_null={"chat", "chat_id", "kind", "body", "created_at"},
+        defaults={"droppable": 0, "priority": 0, "attempts": 0},
+    )
+    db.execute(
+        "CREATE INDEX outbox_pending ON outbox (chat_id, id) WHERE sent_at IS NULL AND failed_at IS NULL"
+    )
+    db["outbox"].create_index(["chat", "id"])
+    # An update that cannot be read or handled is set aside: kept with its error, counted, shown.
+    db["inbox"].add_column("failed_at", str)
+    db["inbox"].add_column("error", str)
+    db["inbox"].create_index(["learner"])
+
+
 @dataclass(frozen=True)
 class Progress:
     """One learner's place in one lesson in one chat."""
@@ -102,6 +146,7 @@ class Progress:
     started_at: str
     updated_at: str
     finished_at: str | None
+    last_event: int | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Progress:
@@ -114,6 +159,7 @@ class Progress:
             started_at=row["started_at"],
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
+            last_event=row["last_event"],
         )
 
 
@@ -149,8 +195,8 @@ class Store:
         if str(path) == ":memory:":
             self.db = Database(memory=True)
         else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = Database(path)
+            # Raises DatabaseError, one clear line, for a path that cannot be used.
+            self.db = open_database(Path(path), migrations)
             self.db.enable_wal()
         self.db.execute("PRAGMA busy_timeout = 5000")
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -239,6 +285,15 @@ class Store:
             self.db["progress"].upsert(row, pk=("learner", "lesson", "chat"))
         return event
 
+    def last_input(self, learner: str, lesson: str, chat: str) -> dict[str, Any] | None:
+        """The input of the learner's latest event in this lesson and chat (as stored), or None."""
+        row = self.db.execute(
+            "SELECT e.input FROM progress p JOIN events e ON e.id = p.last_event "
+            "WHERE p.learner = ? AND p.lesson = ? AND p.chat = ?",
+            [learner, lesson, chat],
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def rebuild_progress(self) -> None:
         """Recompute the whole progress table from the event log."""
         with self.atomic():
@@ -267,11 +322,20 @@ class Store:
         Handled inbox rows keep their bare update_id (so a redelivered update is still
         recognised) and lose the rest; updates not yet handled stay, to be handled.
         """
+        # Overwrite deleted content in the file, and empty the WAL afterwards, so that no
+        # byte of the learner's texts or ids stays behind in either.
+        self.db.execute("PRAGMA secure_delete = ON")
         with self.atomic():
-            for table, column in (("events", "learner"), ("progress", "learner"), ("learners", "id")):
+            for table, column in (("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])
             self.db.execute(
-                "UPDATE inbox SET learner = NULL, chat = NULL, payload = '{}' "
+                "UPDATE inbox SET learner = NULL, chat = NULL, payload = '{}', error = NULL "
                 "WHERE learner = ? AND handled_at IS NOT NULL",
                 [learner],
             )
+        if not self.db.conn.in_transaction:
+            self.checkpoint()  # else the caller does, once its transaction is committed
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and empty it (best effort: readers may hold it)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

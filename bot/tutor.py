@@ -9,7 +9,8 @@ end says the same thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from bot import engine
 from bot.engine import (
@@ -24,6 +25,7 @@ from bot.engine import (
     Start,
     State,
     Step,
+    input_to_dict,
 )
 from bot.loader import LoadedLesson
 from bot.store import Progress, Store
@@ -40,6 +42,7 @@ class Reply:
     lesson: str | None
     outputs: tuple[Output, ...]
     error: InputError | None = None
+    again: bool = False  # the current step shown again, nothing changed
 
     @property
     def step(self) -> Step | None:
@@ -69,12 +72,23 @@ def typed_input(step: Step, text: str) -> Input:
     if step.kind == "message":
         return Continue(step.node)
     if step.kind == "choice":
-        if line.isdigit():
-            return Choose(step.node, int(line) - 1)
+        number = option_number(line)
+        if number is not None:
+            return Choose(step.node, number - 1)
         folded = [option.casefold() for option in step.options]
         if line.casefold() in folded:
             return Choose(step.node, folded.index(line.casefold()))
     return Answer(line)
+
+
+def option_number(line: str) -> int | None:
+    """The number a learner typed to pick an option ("2", "２", "٢"), or None.
+
+    Only decimal digits count: "²" and "①" are digits to Python but not numbers to `int`."""
+    line = line.strip()
+    if 0 < len(line) <= 3 and line.isdecimal():
+        return int(line)
+    return None
 
 
 class Tutor:
@@ -130,25 +144,41 @@ class Tutor:
                 return self._refused(loaded, state, said, error)
             return Reply(reply.lesson, said + reply.outputs)
 
-    def typed(self, learner: str, chat: str, text: str, update_id: int | None = None) -> Reply | None:
+    def typed(
+        self,
+        learner: str,
+        chat: str,
+        text: str,
+        update_id: int | None = None,
+        seen: Callable[[str], bool] = lambda step: True,
+    ) -> Reply | None:
         """A line the learner typed, read against their current step (see `typed_input`).
 
-        None if they have no lesson in this chat; the step again if it is gone or over."""
+        None if they have no lesson in this chat; the step again if it is gone or over, or
+        if it is a message the learner has not been shown yet (`seen("<lesson>:<node>")`
+        is False): text there must not move them past a passage they never read."""
         progress = self._progress(learner, chat, None)
         if progress is None:
             return None
         lesson = self.lessons[progress.lesson].lesson
         if progress.state.finished or progress.state.node not in lesson.nodes:
             return self.current(learner, chat)
-        value = typed_input(engine.view(lesson, progress.state), text)
-        return self.act(learner, chat, value, progress.lesson, update_id)
+        step = engine.view(lesson, progress.state)
+        if step.kind == "message" and not seen(f"{lesson.id}:{step.node}"):
+            return self.current(learner, chat)
+        return self.act(learner, chat, typed_input(step, text), progress.lesson, update_id)
+
+    def accepted_already(self, learner: str, chat: str, lesson_id: str, value: Input) -> bool:
+        """True if `value` is the last thing the learner did in this lesson: a second tap on
+        a button that was just accepted, which must change nothing and send nothing."""
+        return self.store.last_input(learner, lesson_id, chat) == input_to_dict(value)
 
     def current(self, learner: str, chat: str, lesson_id: str | None = None) -> Reply:
         """Show the learner's current step again."""
         progress = self._progress(learner, chat, lesson_id)
         if progress is None:
             return Reply(lesson_id, (Notice(explain(engine.NotStarted())),), engine.NotStarted())
-        return self.begin(learner, chat, progress.lesson, greet=False)
+        return replace(self.begin(learner, chat, progress.lesson, greet=False), again=True)
 
     def progress_text(self, learner: str, chat: str) -> str:
         """A few lines on where the learner is and how it has gone."""

@@ -184,7 +184,11 @@ def test_file_database_migrates_once_uses_wal_and_keeps_data(tmp_path, tiny):
     assert set(second.db.table_names()) == tables
     assert second.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     applied = [(r["migration_set"], r["name"]) for r in second.db["_sqlite_migrations"].rows]
-    assert applied == [("tutorbot", "m001_events_and_progress"), ("tutorbot", "m002_inbox")]
+    assert applied == [
+        ("tutorbot", "m001_events_and_progress"),
+        ("tutorbot", "m002_inbox"),
+        ("tutorbot", "m003_outbox_and_set_aside"),
+    ]
     assert second.progress("a", "tiny", "c").state.node == "hello"
     second.close()
 

@@ -1,29 +1,30 @@
 """Wiring and running the Telegram bot.
 
 `build_application` makes the python-telegram-bot `Application` (handlers, rate limiter,
-Bot API address) without its `Updater`: this bot fetches updates itself, so that each one
-is stored in the inbox before Telegram is told it arrived (see `bot.telegram_bot.inbox`).
-`serve` handles what the inbox still holds from before, then polls (or serves a webhook)
-until it is stopped.
+Bot API address) without its `Updater`: this bot fetches updates itself, as raw JSON, so
+that each one is stored in the inbox before Telegram is told it arrived, and so that one
+update python-telegram-bot cannot read is set aside instead of failing its whole batch
+(see `bot.telegram_bot.inbox`).
+
+`serve` sends what the outbox still holds, handles what the inbox still holds from
+before, then polls (or serves a webhook) until it is stopped. Nothing Telegram or the
+database can do stops it: a failing call or a locked, full or missing database is waited
+out and said in the log; only a rejected token ends it. On SIGTERM it stops fetching,
+finishes what is in hand for a few seconds, and leaves the rest to the inbox and the
+outbox for the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import signal
+import warnings
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import Update
-from telegram.error import (
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
+from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -36,8 +37,10 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
 from bot.telegram_bot import buttons, handlers
-from bot.telegram_bot.inbox import Dispatcher, Inbox
-from bot.telegram_bot.sending import Sender
+from bot.store import transient
+from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
+from bot.telegram_bot.outbox import Outbox
+from bot.telegram_bot.sending import Sender, seconds
 from bot.telegram_bot.services import Services
 from bot.tutor import Tutor
 
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
+SEND_TIMEOUT = 20  # seconds to wait for Telegram's answer to a send: a slow answer is not a lost message
+SHUTDOWN_GRACE = 5.0  # seconds to finish the updates in hand after SIGTERM
+FLUSH_EVERY = 1.0  # a chat that floods the bot gets its replies sent at least this often
 
 
 def build_application(
@@ -62,17 +68,16 @@ def build_application(
         .base_file_url(settings.bot_api_file_url)
         .updater(None)
         .rate_limiter(AIORateLimiter())
-        .post_init(_post_init)
     )
-    builder = builder.request(request or HTTPXRequest(connection_pool_size=16))
+    builder = builder.request(request or HTTPXRequest(connection_pool_size=16, read_timeout=SEND_TIMEOUT))
     builder = builder.get_updates_request(
         get_updates_request or request or HTTPXRequest(read_timeout=POLL_TIMEOUT + 10)
     )
     app = builder.build()
-    inbox = Inbox(tutor.store)
-    app.bot_data["services"] = Services(tutor, inbox, Sender(app.bot, tutor.store), settings)
+    sender = Sender(app.bot)
+    app.bot_data["services"] = Services(tutor, Inbox(tutor.store), Outbox(tutor.store, sender), sender, settings)
 
-    private = filters.ChatType.PRIVATE
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE  # new messages only, not edits
     for name, callback in [
         ("start", handlers.start),
         ("lessons", handlers.lessons),
@@ -86,103 +91,130 @@ def build_application(
     app.add_handler(MessageHandler(private & filters.TEXT, handlers.text_message))
     app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.other_message))
     app.add_handler(CallbackQueryHandler(buttons.button))
-    app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.COMMAND, handlers.group_message))
+    app.add_handler(
+        MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.MESSAGE & filters.COMMAND, handlers.group_message)
+    )
     app.add_error_handler(handlers.on_error)
     return app
-
-
-async def _post_init(app: Application) -> None:
-    await app.bot.set_my_commands(handlers.COMMANDS)
 
 
 def services(app: Application) -> Services:
     return app.bot_data["services"]
 
 
+async def wait_out_database(work: Callable[[], Any], what: str, stop: asyncio.Event | None = None) -> Any:
+    """Run a database step, waiting out a locked, full or unavailable database (logged)."""
+    delay = 0.5
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            log.warning("database unavailable while %s (%s); trying again in %.1f s", what, exc, delay)
+            if stop is not None and stop.is_set():
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 def update_handler(app: Application) -> Callable[[Update], Awaitable[None]]:
-    """Handle one update, then mark it handled (handlers that record mark it themselves)."""
-    inbox = services(app).inbox
+    """Handle one update, then mark it handled (handlers that record mark it themselves).
+
+    A handler that failed for a reason that may pass (the database is locked or full) is
+    run again until it succeeds, keeping the update unhandled meanwhile; one that failed
+    otherwise (a bug, an update no handler can make sense of) sets the update aside."""
+    s = services(app)
 
     async def handle(update: Update) -> None:
-        await app.process_update(update)
-        if not inbox.is_handled(update.update_id):
-            with inbox.store.atomic():
-                inbox.mark_handled(update.update_id)
+        update_id = update.update_id
+        delay = 0.5
+        while True:
+            s.failures.pop(update_id, None)
+            await app.process_update(update)
+            error = s.failures.pop(update_id, None)
+            if error is None:
+                break
+            if not transient(error):
+                log.error("update %s could not be handled", update_id, exc_info=error)
+                await wait_out_database(
+                    lambda: _set_aside(s.inbox, update_id, f"{type(error).__name__}: {error}"), "setting an update aside"
+                )
+                return
+            log.warning("database unavailable (%s): update %s waits; trying again in %.1f s", error, update_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        if not s.inbox.is_handled(update_id):
+            await wait_out_database(lambda: _mark_handled(s.inbox, update_id), "marking an update handled")
 
     return handle
+
+
+def _mark_handled(inbox: Inbox, update_id: int) -> None:
+    with inbox.store.atomic():
+        inbox.mark_handled(update_id)
+
+
+def _set_aside(inbox: Inbox, update_id: int, error: str) -> None:
+    with inbox.store.atomic():
+        inbox.set_aside(update_id, error)
+
+
+def dispatcher_for(app: Application) -> Dispatcher:
+    """A dispatcher that handles updates and sends each chat's replies from the outbox."""
+    outbox = services(app).outbox
+
+    async def flush(key: str) -> None:
+        if key.startswith("tg:"):
+            await outbox.flush(int(key[3:]))
+
+    return Dispatcher(update_handler(app), flush, FLUSH_EVERY)
+
+
+async def fetch(app: Application, offset: int | None) -> list[Any]:
+    """One getUpdates call, its result as Telegram sent it (a list of JSON objects).
+
+    python-telegram-bot's `get_updates` parses the whole batch at once: one update it
+    cannot read fails the batch, and its log line dumps every learner's update in it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # do_api_request suggests get_updates, which we avoid on purpose
+        result = await app.bot.do_api_request(
+            "getUpdates",
+            api_kwargs={"offset": offset, "timeout": POLL_TIMEOUT, "allowed_updates": ALLOWED_UPDATES},
+            read_timeout=POLL_TIMEOUT + 10,
+        )
+    return result if isinstance(result, list) else []
 
 
 async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Fetch updates until `stop`; store each batch before the next call confirms it."""
     inbox = services(app).inbox
-    offset = inbox.next_offset()
+    offset = await wait_out_database(inbox.next_offset, "reading the inbox")
     delay = 1.0
     while not stop.is_set():
         try:
-            updates = await app.bot.get_updates(offset=offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+            batch = await fetch(app, offset)
         except RetryAfter as exc:
-            await asyncio.sleep(_seconds(exc.retry_after))
+            await asyncio.sleep(seconds(exc.retry_after))
             continue
         except InvalidToken:
             raise
-        except TelegramError as exc:  # network trouble, or e.g. another instance polling
+        except TelegramError as exc:  # network trouble, 5xx, or e.g. another instance polling
             log.warning("getUpdates failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
             continue
         delay = 1.0
-        if not updates:
+        usable = [raw for raw in batch if isinstance(raw, dict) and valid_update_id(raw.get("update_id"))]
+        if len(usable) < len(batch):
+            log.error("getUpdates returned %d item(s) that are not updates; skipped", len(batch) - len(usable))
+        if not usable:
             continue
-        for update in inbox.add(updates):
+        # Not confirmed until stored: if storing fails, the same batch is fetched again.
+        fresh = await wait_out_database(lambda: inbox.add(usable, app.bot), "storing updates", stop)
+        for update in fresh:
             dispatcher.submit(update)
-        offset = updates[-1].update_id + 1
-
-
-def _seconds(value: object) -> float:
-    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)  # type: ignore[union-attr]
-
-
-async def serve_webhook(app: Application, dispatcher: Dispatcher, settings: Settings, stop: asyncio.Event) -> None:
-    """Receive updates over HTTPS (behind a proxy); store each one before answering 200."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    inbox = services(app).inbox
-    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else b""
-
-    async def receive(request: Request) -> Response:
-        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode()
-        if not hmac.compare_digest(given, secret):
-            return Response(status_code=403)
-        try:
-            update = Update.de_json(json.loads(await request.body()), app.bot)
-        except (ValueError, TypeError, KeyError):
-            return Response(status_code=400)
-        for fresh in inbox.add([update]):
-            dispatcher.submit(fresh)
-        return Response(status_code=200)
-
-    path = "/telegram"
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route(path, receive, methods=["POST"])]),
-            host=settings.webhook_listen,
-            port=settings.webhook_port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    assert settings.webhook_url
-    await app.bot.set_webhook(
-        settings.webhook_url, secret_token=secret.decode(), allowed_updates=ALLOWED_UPDATES
-    )
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
+        offset = max(raw["update_id"] for raw in usable) + 1
 
 
 async def serve(
@@ -206,64 +238,85 @@ async def serve(
 
 
 async def _serve(app: Application, settings: Settings, stop: asyncio.Event, dispatcher: Dispatcher | None) -> None:
-    dispatcher = dispatcher or Dispatcher(update_handler(app))
-    inbox = services(app).inbox
+    dispatcher = dispatcher or dispatcher_for(app)
+    s = services(app)
     if not await _connect(app, stop):
         return
+    background = [
+        asyncio.create_task(s.outbox.run(stop), name="outbox"),
+        asyncio.create_task(_register_commands(app, stop), name="commands"),
+    ]
     try:
-        await app.post_init(app)  # type: ignore[misc]
         log.info("bot @%s started in %s mode", app.bot.username, settings.mode)
-        pending = inbox.pending(app.bot)
+        pending = await wait_out_database(lambda: s.inbox.pending(app.bot), "reading the inbox", stop)
         if pending:
             log.info("handling %d update(s) stored before the last stop", len(pending))
         for update in pending:
             dispatcher.submit(update)
-        await dispatcher.drain()
         if settings.mode == "webhook":
-            await serve_webhook(app, dispatcher, settings, stop)
+            from bot.telegram_bot.webhook import serve_webhook
+
+            receiving = asyncio.create_task(serve_webhook(app, dispatcher, settings, stop))
         else:
-            await app.bot.delete_webhook(drop_pending_updates=False)
-            poller = asyncio.create_task(poll(app, dispatcher, stop))
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({poller, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (poller, stopped):
-                task.cancel()  # an unconfirmed batch is fetched again next time
-            await asyncio.gather(poller, stopped, return_exceptions=True)
-            if not poller.cancelled() and poller.exception():
-                raise poller.exception()  # e.g. the token was revoked while running
-        await dispatcher.drain()
+            receiving = asyncio.create_task(_poll_after_deleting_webhook(app, dispatcher, stop))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({receiving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for task in (receiving, stopped):
+            task.cancel()  # an unconfirmed batch is fetched again next time
+        await asyncio.gather(receiving, stopped, return_exceptions=True)
+        await dispatcher.stop(SHUTDOWN_GRACE)
+        if not receiving.cancelled() and receiving.exception():
+            raise receiving.exception()  # e.g. the token was revoked while running
     finally:
+        stop.set()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await app.shutdown()
     log.info("bot stopped")
 
 
-async def _connect(app: Application, stop: asyncio.Event) -> bool:
-    """Initialize (which asks Telegram who the bot is), retrying while the network is down.
+async def _poll_after_deleting_webhook(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    await _retrying(lambda: app.bot.delete_webhook(drop_pending_updates=False), "deleteWebhook", stop)
+    await poll(app, dispatcher, stop)
 
-    A rejected token raises `InvalidToken` at once; False if stopped before connecting."""
+
+async def _register_commands(app: Application, stop: asyncio.Event) -> None:
+    """Set the command menu; a failure is retried in the background, it never stops the bot."""
+    await _retrying(lambda: app.bot.set_my_commands(handlers.COMMANDS), "setMyCommands", stop)
+
+
+async def _retrying(call: Callable[[], Awaitable[Any]], what: str, stop: asyncio.Event) -> bool:
+    """Make a Bot API call until it succeeds (True) or `stop` (False); a rejected token raises."""
     delay = 1.0
     while not stop.is_set():
         try:
-            await app.initialize()
+            await call()
             return True
         except InvalidToken:
             raise
-        except (TimedOut, NetworkError) as exc:
-            log.warning("cannot reach the Bot API (%s); retrying in %.0f s", type(exc).__name__, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
-            delay = min(delay * 2, 60)
+        except RetryAfter as exc:
+            wait = seconds(exc.retry_after)
+        except TelegramError as exc:
+            log.warning("%s failed (%s: %s); retrying in %.0f s", what, type(exc).__name__, exc, delay)
+            wait, delay = delay, min(delay * 2, 60)
+        try:
+            await asyncio.wait_for(stop.wait(), wait)
+        except asyncio.TimeoutError:
+            pass
     return False
+
+
+async def _connect(app: Application, stop: asyncio.Event) -> bool:
+    """Initialize (which asks Telegram who the bot is), retrying while Telegram fails.
+
+    A rejected token raises `InvalidToken` at once; False if stopped before connecting."""
+    return await _retrying(app.initialize, "connecting to the Bot API", stop)
 
 
 def run(settings: Settings, tutor: Tutor) -> None:
     """Run the bot in the foreground; raise `InvalidToken` if Telegram rejects the token."""
     app = build_application(settings, tutor)
-    try:
-        asyncio.run(serve(app, settings))
-    except InvalidToken:
-        raise
-    except TelegramError as exc:
-        raise RuntimeError(f"Telegram error: {exc}") from None
+    asyncio.run(serve(app, settings))
+

@@ -2,7 +2,10 @@
 
 A tap is answered at once, so the button stops spinning. Button data is untrusted:
 garbled or forged data, or a button of a step that is over, changes nothing and shows
-the learner where they are (once per burst of taps).
+the learner where they are (once per burst of taps). A second tap on a button that was
+just accepted changes nothing and sends nothing. A confirmation ("start over?") is as
+stale-proof as an answer: it carries the learner's last event, and a "yes" tapped after
+they moved on is refused.
 """
 
 from __future__ import annotations
@@ -24,92 +27,120 @@ from bot.telegram_bot.render import (
     answered,
     parse_button,
 )
-from bot.telegram_bot.sending import Blocked
-from bot.telegram_bot.services import Services, Who, handling, send, services, show, who
+from bot.telegram_bot.services import Replies, Services, Who, handling, services, who
 
 log = logging.getLogger(__name__)
+
+IN_GROUP = "Group study is not available yet: open a private chat with me to take a lesson."
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A tap on an inline button."""
-    s, person = services(context), who(update)
-    query = update.callback_query
-    assert query is not None
-    try:
-        await query.answer()  # at once, so the button stops spinning
-    except TelegramError:
-        pass  # too old to answer (e.g. handled again after a restart); the reply still follows
+    s, person, query = services(context), who(update), update.callback_query
+    if person is None or query is None:
+        return
+    await _answer(query, None if person.private else IN_GROUP)
+    if not person.private:  # a button in a group never starts a one-to-one lesson there
+        with s.store.atomic():
+            s.inbox.mark_handled(update.update_id)
+        return
     try:
         pressed = parse_button(query.data)
         if isinstance(pressed, (ChoiceButton, ContinueButton, LessonButton)) and pressed.lesson not in s.tutor.lessons:
             raise BadButton("unknown lesson")
     except BadButton:
-        with handling(s, update, person):
-            reply = s.tutor.current(person.learner, person.chat)
-        if not s.just_refused(person.chat_id):
-            await send(s, person, [OutMessage("<i>I don't recognise that button, so nothing changed.</i>")])
-            await show(s, person, reply)
+        with handling(s, update, person) as out:
+            note = OutMessage("<i>I don't recognise that button, so nothing changed.</i>")
+            out.show(s.tutor.current(person.learner, person.chat), before=[note])
         return
     if isinstance(pressed, (ChoiceButton, ContinueButton)):
-        await answer_step(s, person, update, query, pressed)
+        answer_step(s, person, update, query, pressed)
     elif isinstance(pressed, LessonButton):
-        with handling(s, update, person):
-            reply = s.tutor.begin(person.learner, person.chat, pressed.lesson)
-        await show(s, person, reply)
+        with handling(s, update, person) as out:
+            out.show(s.tutor.begin(person.learner, person.chat, pressed.lesson, update_id=update.update_id))
     else:
-        await confirm(s, person, update, query, pressed)
+        confirm(s, person, update, query, pressed)
 
 
-async def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ChoiceButton | ContinueButton) -> None:
-    if isinstance(pressed, ChoiceButton):
-        value = Choose(pressed.node, pressed.option)
-    else:
-        value = Continue(pressed.node)
-    with handling(s, update, person):
+async def _answer(query: CallbackQuery, text: str | None) -> None:
+    try:
+        await query.answer(text)  # at once, so the button stops spinning
+    except TelegramError:
+        pass  # too old to answer (e.g. handled again after a restart); the reply still follows
+
+
+def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ChoiceButton | ContinueButton) -> None:
+    value = Choose(pressed.node, pressed.option) if isinstance(pressed, ChoiceButton) else Continue(pressed.node)
+    with handling(s, update, person) as out:
         reply = s.tutor.act(person.learner, person.chat, value, pressed.lesson, update.update_id)
-    if reply.error is not None and s.just_refused(person.chat_id):
-        return
-    if reply.error is None or isinstance(reply.error, (StaleInput, LessonFinished)):
-        # Answered now, or it belongs to a step that is over: it takes no more taps.
-        text = None
-        if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
-            node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
-            text = answered(query.message.text_html, node.options[pressed.option].text)
-        await edit(s, query, text)
-    await show(s, person, reply)
+        if isinstance(reply.error, StaleInput) and _tapped_again(s, person, query, pressed.lesson, value):
+            return  # a second tap on the button just accepted: its reply is on its way
+        if reply.error is None or isinstance(reply.error, (StaleInput, LessonFinished)):
+            # Answered now, or it belongs to a step that is over: it takes no more taps.
+            text = None
+            if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
+                node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
+                text = answered(query.message.text_html, node.options[pressed.option].text)
+            edit(out, query, text)
+        out.show(reply)
 
 
-async def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ConfirmButton) -> None:
-    reply = None
-    with handling(s, update, person):
+def _tapped_again(s: Services, person: Who, query: CallbackQuery, lesson_id: str, value: Choose | Continue) -> bool:
+    """A second tap on the very button just accepted: the learner's last input, on the
+    message whose buttons were taken off for it (not on a copy of that step sent again)."""
+    message = query.message
+    return (
+        isinstance(message, Message)
+        and s.tutor.accepted_already(person.learner, person.chat, lesson_id, value)
+        and s.outbox.edited(person.chat_id, message.message_id)
+    )
+
+
+def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ConfirmButton) -> None:
+    forgotten = False
+    with handling(s, update, person) as out:
+        reply = None
         if pressed.action == "forget" and pressed.yes:
             s.inbox.mark_handled(update.update_id)  # first, so that forget scrubs this update too
             s.store.forget(person.learner)
+            forgotten = True
             note = "Done: everything stored about you is deleted. Send /start whenever you want to begin again."
         elif pressed.action == "forget":
             note = "Nothing was deleted."
-        elif pressed.yes and pressed.lesson in s.tutor.lessons:
-            reply = s.tutor.begin(person.learner, person.chat, pressed.lesson, restart=True, update_id=update.update_id)
+        elif pressed.yes and _still_current(s, person, pressed):
+            reply = s.tutor.begin(person.learner, person.chat, pressed.lesson or "", restart=True, update_id=update.update_id)
             note = "Starting over."
+        elif pressed.yes:
+            note = "That question is from earlier, and you have moved on since, so nothing changed. Send /restart to start over."
+            if s.store.latest_progress(person.learner, person.chat):
+                reply = s.tutor.current(person.learner, person.chat)
         else:
             note = "OK, you keep your place."
             if s.store.latest_progress(person.learner, person.chat):
                 reply = s.tutor.current(person.learner, person.chat)
-    await edit(s, query, None)
-    await send(s, person, [OutMessage(f"<i>{note}</i>")])
-    if reply is not None:
-        await show(s, person, reply)
-
-
-async def edit(s: Services, query: CallbackQuery, text: str | None) -> None:
-    """Take the buttons off a message, and show the answer in it if `text` is given."""
-    message = query.message
-    if not isinstance(message, Message):  # too old to be edited (or gone)
-        return
-    try:
-        if text is None:
-            await s.sender.call(lambda: message.edit_reply_markup(reply_markup=None))
+        # After /forget, these replies are deleted from the outbox as soon as they are sent.
+        edit(out, query, None, erase=forgotten)
+        notice = [OutMessage(f"<i>{note}</i>")]
+        if reply is None:
+            out.send(notice, erase=forgotten)
+        elif reply.again:
+            out.send(notice + out.render(reply), droppable=True)
         else:
-            await s.sender.call(lambda: message.edit_text(text, parse_mode="HTML", reply_markup=None))
-    except (TelegramError, Blocked) as exc:
-        log.info("could not edit message %s: %s", message.message_id, exc)
+            out.show(reply, before=notice)
+    if forgotten:
+        s.store.checkpoint()  # empty the WAL, so no byte of the learner's stays in it
+
+
+def _still_current(s: Services, person: Who, pressed: ConfirmButton) -> bool:
+    """Whether the learner is where they were when asked (no event since)."""
+    if pressed.lesson not in s.tutor.lessons or pressed.event is None:
+        return False
+    progress = s.store.progress(person.learner, pressed.lesson, person.chat)
+    return progress is not None and progress.last_event == pressed.event
+
+
+def edit(out: Replies, query: CallbackQuery, text: str | None, erase: bool = False) -> None:
+    """Take the buttons off the tapped message, and show the answer in it if `text` is given."""
+    message = query.message
+    if isinstance(message, Message):  # else too old to be edited (or gone)
+        out.edit(message.message_id, text, erase=erase)

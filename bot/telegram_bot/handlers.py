@@ -1,8 +1,11 @@
 """What the bot does with commands and messages in a one-to-one chat (and in groups, for now).
 
-Every handler has the same shape: work out who is asking, run the tutor inside
-`handling` (one transaction that also marks the update handled), then send the reply.
-Button taps are in `bot.telegram_bot.buttons`.
+Every handler has the same shape: work out who is asking, then run the tutor inside
+`handling`: one transaction that records the answer, adds the replies to the outbox and
+marks the update handled. The outbox sends the replies after the commit. Replies that
+change nothing are rate-limited per chat (`Replies.inform`, `Replies.refuse`), so a
+flood of messages gets a bounded number of answers. Button taps are in
+`bot.telegram_bot.buttons`.
 """
 
 from __future__ import annotations
@@ -15,15 +18,12 @@ from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
 from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
-from bot.telegram_bot.sending import Blocked
 from bot.telegram_bot.services import (
     HINTS,
     Services,
     Who,
     handling,
-    send,
     services,
-    show,
     typing,
     who,
 )
@@ -83,131 +83,154 @@ def lesson_list(s: Services, person: Who) -> OutMessage:
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /start <lesson>: welcome, then resume or pick a lesson."""
     s, person = services(context), who(update)
+    if person is None:
+        return
     await typing(s, person)
     wanted = context.args[0] if context.args else None
-    with handling(s, update, person):
+    with handling(s, update, person) as out:
         latest = s.store.latest_progress(person.learner, person.chat)
         if wanted in s.tutor.lessons:
-            reply = s.tutor.begin(person.learner, person.chat, wanted)
+            out.show(s.tutor.begin(person.learner, person.chat, wanted, update_id=update.update_id))
         elif wanted is None and latest and latest.lesson in s.tutor.lessons:
-            reply = s.tutor.begin(person.learner, person.chat, latest.lesson)
+            out.show(s.tutor.begin(person.learner, person.chat, latest.lesson, update_id=update.update_id))
         else:
-            reply = None
-            intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(wanted)}”."
-            outgoing = [OutMessage(intro), lesson_list(s, person)]
-    if reply is not None:
-        await show(s, person, reply)
-    else:
-        await send(s, person, outgoing)
+            intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(wanted[:64])}”."
+            out.inform([OutMessage(intro), lesson_list(s, person)])
 
 
 async def lessons(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/lessons: the lessons with their status, a button each."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
-        outgoing = [lesson_list(s, person)]
-    await send(s, person, outgoing)
+    if person is None:
+        return
+    with handling(s, update, person) as out:
+        out.inform([lesson_list(s, person)])
 
 
 async def progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/progress: where the learner is and how it has gone."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
-        text = s.tutor.progress_text(person.learner, person.chat)
-    await send(s, person, [OutMessage(html.escape(text))])
+    if person is None:
+        return
+    with handling(s, update, person) as out:
+        out.inform([OutMessage(html.escape(s.tutor.progress_text(person.learner, person.chat)))])
 
 
 async def restart(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/restart: ask before starting the current lesson over."""
+    """/restart: ask before starting the current lesson over.
+
+    The buttons carry the learner's last event, so that a "yes" tapped after they moved
+    on changes nothing (see `buttons.confirm`)."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
-        latest = s.store.latest_progress(person.learner, person.chat)
-    if latest is None or latest.lesson not in s.tutor.lessons:
-        await send(s, person, [OutMessage("You have no lesson to restart yet. Use /start to begin.")])
+    if person is None:
         return
-    title = html.escape(s.tutor.lessons[latest.lesson].lesson.title)
-    buttons = (
-        (("Yes, start over", button_data(ConfirmButton("restart", latest.lesson, True))),),
-        (("No, keep my place", button_data(ConfirmButton("restart", latest.lesson, False))),),
-    )
-    await send(s, person, [OutMessage(f"Start “{title}” over from the beginning? Your score starts again.", buttons)])
+    with handling(s, update, person) as out:
+        latest = s.store.latest_progress(person.learner, person.chat)
+        if latest is None or latest.lesson not in s.tutor.lessons:
+            out.inform([OutMessage("You have no lesson to restart yet. Use /start to begin.")])
+            return
+        title = html.escape(s.tutor.lessons[latest.lesson].lesson.title)
+        buttons = (
+            (("Yes, start over", button_data(ConfirmButton("restart", latest.lesson, True, latest.last_event))),),
+            (("No, keep my place", button_data(ConfirmButton("restart", latest.lesson, False, latest.last_event))),),
+        )
+        out.inform([OutMessage(f"Start “{title}” over from the beginning? Your score starts again.", buttons)])
 
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/forget: ask before deleting everything stored about the learner."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
-        pass
+    if person is None:
+        return
     buttons = (
         (("Yes, delete everything", button_data(ConfirmButton("forget", None, True))),),
         (("No, keep it", button_data(ConfirmButton("forget", None, False))),),
     )
     text = "Delete everything I have stored about you: your progress, answers and written reflections? This cannot be undone."
-    await send(s, person, [OutMessage(text, buttons)])
+    with handling(s, update, person) as out:
+        out.inform([OutMessage(text, buttons)])
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: what the bot does and its commands."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
-        pass
-    await send(s, person, [OutMessage(HELP)])
+    if person is None:
+        return
+    with handling(s, update, person) as out:
+        out.inform([OutMessage(HELP)])
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any other /command."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
-        pass
-    await send(s, person, [OutMessage("I don't know that command. /help lists the ones I know.")])
+    if person is None:
+        return
+    with handling(s, update, person) as out:
+        out.refuse([OutMessage("I don't know that command. /help lists the ones I know.")])
 
 
 # --- messages -------------------------------------------------------------------------
 
 
 async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Typed text: an answer to the current step (or Continue, or an option by number)."""
+    """Typed text: an answer to the current step (or Continue, or an option by number).
+
+    Text counts only at a step whose message reached the learner; otherwise they are
+    shown the step (again) and nothing is recorded."""
     s, person = services(context), who(update)
-    assert update.message is not None and update.message.text is not None
+    if person is None or update.message is None or update.message.text is None:
+        return
     log.debug("text from %s: %r", person.learner, update.message.text)
     await typing(s, person)
-    with handling(s, update, person):
-        reply = s.tutor.typed(person.learner, person.chat, update.message.text, update.update_id)
-    if reply is None:
-        await send(s, person, [OutMessage("Hello! Send /start to begin a lesson, or /help to see what I can do.")])
-    else:
-        await show(s, person, reply)
+    with handling(s, update, person) as out:
+        reply = s.tutor.typed(
+            person.learner,
+            person.chat,
+            update.message.text,
+            update.update_id,
+            seen=lambda step: s.outbox.delivered(person.chat_id, step),
+        )
+        if reply is None:
+            out.inform([OutMessage("Hello! Send /start to begin a lesson, or /help to see what I can do.")])
+        else:
+            out.show(reply)
 
 
 async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, photos, voice and the like: say what the bot expects instead."""
     s, person = services(context), who(update)
-    with handling(s, update, person):
+    if person is None:
+        return
+    with handling(s, update, person) as out:
         reply = s.tutor.current(person.learner, person.chat)
-    kind = "end" if isinstance(reply.error, LessonFinished) else reply.step.kind if reply.step else None
-    hint = HINTS[kind] if kind else "Send /start to begin a lesson."
-    await send(s, person, [OutMessage(f"I can only read text and button taps. {hint}")])
+        kind = "end" if isinstance(reply.error, LessonFinished) else reply.step.kind if reply.step else None
+        hint = HINTS[kind] if kind else "Send /start to begin a lesson."
+        out.refuse([OutMessage(f"I can only read text and button taps. {hint}")])
 
 
 # --- groups ---------------------------------------------------------------------------
 
+GROUP_NOTE = "Group study is not available yet. Talk to me one-to-one: @{username}"
+
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Commands in groups: group study is not available yet; point to the private chat."""
-    s = services(context)
-    chat = update.effective_chat
-    assert chat is not None
+    s, chat = services(context), update.effective_chat
+    if chat is None:
+        return
     with s.store.atomic():
+        if not s.quiet(chat.id, "command"):
+            text = GROUP_NOTE.format(username=html.escape(context.bot.username))
+            s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=True, priority=1)
         s.inbox.mark_handled(update.update_id)
-    username = context.bot.username
-    text = f"Group study is not available yet. Talk to me one-to-one: @{html.escape(username)}"
-    try:
-        await s.sender.send(chat.id, OutMessage(text))
-    except Blocked:
-        pass
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log a handler's failure; the learner's stored progress is untouched by it."""
-    update_id = getattr(update, "update_id", "?")
-    log.error("error while handling update %s", update_id, exc_info=context.error)
+    """Note a handler's failure for `app.update_handler`, which retries or sets the update aside.
+
+    The handler's transaction was rolled back, so the learner's stored progress is untouched."""
+    update_id = getattr(update, "update_id", None)
+    if isinstance(update_id, int) and context.error is not None:
+        services(context).failures[update_id] = context.error
+    else:
+        log.error("error outside any update", exc_info=context.error)

@@ -1,8 +1,15 @@
 """The inbox: every Telegram update is stored before Telegram is told it arrived.
 
-`Inbox` keeps updates in SQLite keyed by `update_id` (a redelivered id is a no-op) and
-marks them handled, in the same transaction as the answer they carry when there is one.
-A handled update keeps only its id: what it said lives on in the event log, if anywhere.
+`Inbox` keeps updates in SQLite exactly as Telegram sent them (raw JSON, keyed by
+`update_id`; a redelivered id is a no-op) and marks them handled, in the same transaction
+as the answer they carry when there is one. A handled update keeps only its id: what it
+said lives on in the event log, if anywhere.
+
+An update that cannot be read (python-telegram-bot cannot parse it) or that a handler
+failed on for good is *set aside*: marked handled with its error, its content kept for
+a person to look at (`tutorbot inbox`), so that it never stops the bot nor blocks the chat
+behind it.
+
 `Dispatcher` handles updates one chat at a time, in order, while different chats go on
 side by side, so one slow or flooding learner holds up nobody else.
 """
@@ -13,12 +20,15 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from telegram import Bot, Update
 
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+MAX_UPDATE_ID = 2**53  # Telegram's ids fit in 52 bits; anything larger is not from Telegram
 
 
 def chat_key(update: Update) -> str:
@@ -30,39 +40,78 @@ def chat_key(update: Update) -> str:
     return f"update:{update.update_id}"
 
 
+def valid_update_id(value: object) -> bool:
+    return type(value) is int and 0 <= value < MAX_UPDATE_ID
+
+
+def _raw_ids(raw: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The learner and chat of a raw update, read defensively (it may be malformed)."""
+
+    def int_id(thing: object) -> int | None:
+        value = thing.get("id") if isinstance(thing, dict) else None
+        return value if type(value) is int else None
+
+    for kind, content in raw.items():
+        if kind == "update_id" or not isinstance(content, dict):
+            continue
+        user = int_id(content.get("from")) or int_id(content.get("user"))
+        message = content.get("message") if kind == "callback_query" else content
+        chat = int_id(message.get("chat")) if isinstance(message, dict) else None
+        chat = chat or int_id(content.get("chat"))
+        if user is not None or chat is not None:
+            return (f"tg:{user}" if user is not None else None, f"tg:{chat or user}")
+    return None, None
+
+
+def read_update(raw: dict[str, Any], bot: Bot) -> Update:
+    """python-telegram-bot's `Update` for a raw update; raises whatever parsing raises."""
+    update = Update.de_json(raw, bot)
+    if update is None:
+        raise ValueError("empty update")
+    return update
+
+
 class Inbox:
     """Stored Telegram updates."""
 
     def __init__(self, store: Store):
         self.store = store
 
-    def add(self, updates: Iterable[Update]) -> list[Update]:
-        """Store updates in one transaction; return those not seen before, in order."""
+    def add(self, raws: Iterable[dict[str, Any]], bot: Bot) -> list[Update]:
+        """Store raw updates in one transaction; return those not seen before, parsed, in order.
+
+        One that cannot be parsed is stored and set aside at once, in the same transaction.
+        Every item must be a dict with a valid `update_id` (see `valid_update_id`)."""
         fresh: list[Update] = []
         now = self.store.now()
         with self.store.atomic():
-            for update in updates:
-                user = update.effective_user
+            for raw in raws:
+                learner, chat = _raw_ids(raw)
                 cursor = self.store.db.execute(
                     "INSERT OR IGNORE INTO inbox (update_id, learner, chat, payload, received_at) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        update.update_id,
-                        f"tg:{user.id}" if user else None,
-                        chat_key(update),
-                        json.dumps(update.to_dict()),
-                        now,
-                    ],
+                    [raw["update_id"], learner, chat, json.dumps(raw, ensure_ascii=False), now],
                 )
-                if cursor.rowcount:
-                    fresh.append(update)
+                if not cursor.rowcount:
+                    continue
+                try:
+                    fresh.append(read_update(raw, bot))
+                except Exception as exc:  # noqa: BLE001 - any parse failure sets the update aside
+                    self.set_aside(raw["update_id"], f"cannot be read: {type(exc).__name__}: {exc}")
         return fresh
 
     def pending(self, bot: Bot) -> list[Update]:
-        """Stored updates not yet handled, oldest first."""
+        """Stored updates not yet handled, oldest first; one that cannot be read is set aside."""
         rows = self.store.db.execute(
-            "SELECT payload FROM inbox WHERE handled_at IS NULL ORDER BY update_id"
+            "SELECT update_id, payload FROM inbox WHERE handled_at IS NULL ORDER BY update_id"
         ).fetchall()
-        return [Update.de_json(json.loads(payload), bot) for (payload,) in rows]
+        updates = []
+        for update_id, payload in rows:
+            try:
+                updates.append(read_update(json.loads(payload), bot))
+            except Exception as exc:  # noqa: BLE001
+                with self.store.atomic():
+                    self.set_aside(update_id, f"cannot be read: {type(exc).__name__}: {exc}")
+        return updates
 
     def mark_handled(self, update_id: int) -> None:
         """Done with an update: keep its id (to spot a redelivery), drop its content."""
@@ -70,6 +119,15 @@ class Inbox:
             "UPDATE inbox SET handled_at = ?, payload = '{}' WHERE update_id = ? AND handled_at IS NULL",
             [self.store.now(), update_id],
         )
+
+    def set_aside(self, update_id: int, error: str) -> None:
+        """Give up on an update: mark it handled, keep its content and the error."""
+        now = self.store.now()
+        self.store.db.execute(
+            "UPDATE inbox SET handled_at = ?, failed_at = ?, error = ? WHERE update_id = ?",
+            [now, now, error[:2000], update_id],
+        )
+        log.error("update %s set aside: %s", update_id, error)
 
     def is_handled(self, update_id: int) -> bool:
         row = self.store.db.execute("SELECT handled_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()
@@ -80,12 +138,38 @@ class Inbox:
         (highest,) = self.store.db.execute("SELECT MAX(update_id) FROM inbox").fetchone()
         return None if highest is None else highest + 1
 
+    def counts(self) -> dict[str, int]:
+        """How many updates are stored, waiting to be handled, and set aside."""
+        total, waiting, aside = self.store.db.execute(
+            "SELECT COUNT(*), COUNT(*) - COUNT(handled_at), COUNT(failed_at) FROM inbox"
+        ).fetchone()
+        return {"stored": total, "waiting": waiting, "set aside": aside}
+
+    def set_aside_rows(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest updates set aside, with their error and content."""
+        rows = self.store.db.execute(
+            "SELECT update_id, failed_at, error, payload FROM inbox WHERE failed_at IS NOT NULL "
+            "ORDER BY update_id DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [dict(zip(("update_id", "failed_at", "error", "payload"), row)) for row in rows]
+
 
 class Dispatcher:
     """Runs `handle` for each update: in order within a chat, concurrently across chats."""
 
-    def __init__(self, handle: Callable[[Update], Awaitable[None]]):
+    def __init__(
+        self,
+        handle: Callable[[Update], Awaitable[None]],
+        flush: Callable[[str], Awaitable[None]] | None = None,
+        flush_every: float = 1.0,
+    ):
+        """`flush(chat key)` sends a chat's replies: after its last queued update, and at
+        least every `flush_every` seconds while it keeps sending more (a flood's replies
+        are then folded: see `Outbox.add`)."""
         self.handle = handle
+        self.flush = flush
+        self.flush_every = flush_every
         self.queues: dict[str, asyncio.Queue[Update]] = {}
         self.workers: dict[str, asyncio.Task[None]] = {}
 
@@ -97,6 +181,8 @@ class Dispatcher:
             self.workers[key] = asyncio.create_task(self._work(key, queue), name=f"chat {key}")
 
     async def _work(self, key: str, queue: asyncio.Queue[Update]) -> None:
+        loop = asyncio.get_running_loop()
+        flushed = loop.time()
         try:
             while not queue.empty():
                 update = queue.get_nowait()
@@ -104,6 +190,12 @@ class Dispatcher:
                     await self.handle(update)
                 except Exception:  # one bad update must not stop the chat's queue
                     log.exception("update %s could not be handled", update.update_id)
+                if self.flush is not None and (queue.empty() or loop.time() - flushed >= self.flush_every):
+                    try:
+                        await self.flush(key)
+                    except Exception:  # the outbox keeps what it could not send
+                        log.exception("sending the replies to %s failed", key)
+                    flushed = loop.time()
         finally:
             del self.workers[key]
             if queue.empty():
@@ -113,3 +205,18 @@ class Dispatcher:
         """Wait until every submitted update is handled."""
         while self.workers:
             await asyncio.gather(*list(self.workers.values()), return_exceptions=True)
+
+    async def stop(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the updates in hand, then cancel the rest.
+
+        What is cancelled is safe: an update is handled in one transaction, so it is
+        either done (its replies in the outbox, sent at the next start) or still waiting
+        in the inbox, handled at the next start."""
+        try:
+            await asyncio.wait_for(self.drain(), grace)
+        except asyncio.TimeoutError:
+            workers = list(self.workers.values())
+            log.info("stopping: %d chat(s) still busy are left to the next start", len(workers))
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
@@ -29,6 +29,7 @@ class OutMessage:
 
     text: str
     buttons: tuple[tuple[tuple[str, str], ...], ...] = ()
+    step: str | None = None  # "<lesson>:<node>" when the message shows that step
 
     def markup(self) -> InlineKeyboardMarkup | None:
         if not self.buttons:
@@ -64,6 +65,7 @@ class ConfirmButton:
     action: str  # "restart" or "forget"
     lesson: str | None  # the lesson to restart
     yes: bool
+    event: int | None = None  # restart: the learner's last event when asked, so an old button is stale
 
 
 Button = ChoiceButton | ContinueButton | LessonButton | ConfirmButton
@@ -78,7 +80,10 @@ _PATTERNS = [
     (re.compile(rf"a:({_ID}):({_ID}):([0-9])"), lambda m: ChoiceButton(m[1], m[2], int(m[3]))),
     (re.compile(rf"c:({_ID}):({_ID})"), lambda m: ContinueButton(m[1], m[2])),
     (re.compile(rf"l:({_ID})"), lambda m: LessonButton(m[1])),
-    (re.compile(rf"restart:({_ID}):(yes|no)"), lambda m: ConfirmButton("restart", m[1], m[2] == "yes")),
+    (
+        re.compile(rf"restart:({_ID})(?::([0-9]{{1,15}}))?:(yes|no)"),
+        lambda m: ConfirmButton("restart", m[1], m[3] == "yes", int(m[2]) if m[2] else None),
+    ),
     (re.compile(r"forget:(yes|no)"), lambda m: ConfirmButton("forget", None, m[1] == "yes")),
 ]
 
@@ -102,7 +107,8 @@ def button_data(button: Button) -> str:
     elif isinstance(button, LessonButton):
         data = f"l:{button.lesson}"
     elif button.action == "restart":
-        data = f"restart:{button.lesson}:{'yes' if button.yes else 'no'}"
+        event = "" if button.event is None else f":{button.event}"
+        data = f"restart:{button.lesson}{event}:{'yes' if button.yes else 'no'}"
     else:
         data = f"forget:{'yes' if button.yes else 'no'}"
     assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA, data
@@ -130,7 +136,7 @@ def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
             paragraphs.append(MARKS[output.verdict] + html.escape(output.text.strip()))
         elif isinstance(output, Summary) and sent:  # always right after the end step
             end = sent.pop()
-            sent.append(OutMessage(end.text + "\n\n" + summary(lesson, output)))
+            sent.append(replace(end, text=end.text + "\n\n" + summary(lesson, output)))
         elif isinstance(output, Step):
             if paragraphs:
                 sent.append(OutMessage("\n\n".join(paragraphs)))
@@ -143,6 +149,10 @@ def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
 
 
 def step_message(lesson_id: str, step: Step, heading: str | None = None) -> OutMessage:
+    return replace(_step_message(lesson_id, step, heading), step=f"{lesson_id}:{step.node}")
+
+
+def _step_message(lesson_id: str, step: Step, heading: str | None) -> OutMessage:
     body = html.escape(step.text.strip())
     if step.kind == "end":
         body = f"🏁 {body}"

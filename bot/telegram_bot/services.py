@@ -1,8 +1,9 @@
 """What every Telegram handler shares: the services, who is asking, one transaction per
-update, and sending a reply.
+update, and the replies it decides on.
 
 `handling` is the heart of "never lose an answer": the learner's row, whatever the tutor
-records and the inbox mark of the update commit together, or not at all.
+records, the replies (into the outbox) and the inbox mark of the update commit together,
+or not at all. The replies go out after the commit (`bot.telegram_bot.outbox`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -22,13 +24,18 @@ from bot.engine import LessonFinished
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.inbox import Inbox
+from bot.telegram_bot.outbox import Outbox
 from bot.telegram_bot.render import OutMessage, messages
-from bot.telegram_bot.sending import Blocked, Sender
+from bot.telegram_bot.sending import Sender
 from bot.tutor import Reply, Tutor
 
 log = logging.getLogger(__name__)
 
-REFUSAL_QUIET = 3.0  # seconds
+# Replies that change nothing (refusals of old buttons and of text where a tap is wanted,
+# a step shown again, /help, /progress, hints) are rationed per chat and kind of input:
+# a burst of a few, then one per interval. A person never notices; a flood gets about
+# one reply a second (one per three seconds for taps on old buttons).
+QUIET = {"button": (1, 3.0), "command": (5, 1.0), "text": (5, 1.0), "other": (3, 1.0)}  # (burst, seconds)
 AFTER_THE_END = "/lessons shows the other lessons; /restart goes through this one again."
 HINTS = {  # what the bot expects at each kind of step
     "message": "Tap <b>Continue</b> under the message to go on.",
@@ -44,23 +51,28 @@ class Services:
 
     tutor: Tutor
     inbox: Inbox
+    outbox: Outbox
     sender: Sender
     settings: Settings
-    refused_at: dict[int, float] = field(default_factory=dict)  # chat id -> last refusal shown
+    allowance: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)  # (chat, kind) -> (tokens, when)
+    failures: dict[int, BaseException] = field(default_factory=dict)  # update id -> its handler's error
 
     @property
     def store(self) -> Store:
         return self.tutor.store
 
-    def just_refused(self, chat_id: int) -> bool:
-        """True if this chat was shown a refusal moments ago; else note that it is shown now.
-
-        A burst of taps on old buttons then gets one "nothing changed", not one per tap.
-        """
+    def quiet(self, chat_id: int, kind: str) -> bool:
+        """True if this chat has used up its replies to this kind of input for now; else
+        count one (a token bucket: `QUIET[kind]` is its size and refill interval)."""
+        burst, interval = QUIET[kind]
         now = time.monotonic()
-        if now - self.refused_at.get(chat_id, -REFUSAL_QUIET) < REFUSAL_QUIET:
+        tokens, then = self.allowance.get((chat_id, kind), (float(burst), now))
+        tokens = min(float(burst), tokens + (now - then) / interval)
+        if tokens < 1:
             return True
-        self.refused_at[chat_id] = now
+        self.allowance[(chat_id, kind)] = (tokens - 1, now)
+        if len(self.allowance) > 10_000:  # keep the memory small: a full bucket need not be kept
+            self.allowance = {k: v for k, v in self.allowance.items() if now - v[1] < burst * interval}
         return False
 
 
@@ -74,43 +86,87 @@ class Who:
     chat: str
     chat_id: int
     name: str | None
+    private: bool
 
 
-def who(update: Update) -> Who:
+def who(update: Update) -> Who | None:
+    """Who sent an update, and in which chat; None if it names no user or no chat."""
     user, chat = update.effective_user, update.effective_chat
-    assert user is not None and chat is not None
-    return Who(f"tg:{user.id}", f"tg:{chat.id}", chat.id, user.full_name)
+    if user is None or chat is None:
+        return None
+    return Who(f"tg:{user.id}", f"tg:{chat.id}", chat.id, user.full_name, chat.type == ChatType.PRIVATE)
+
+
+class Replies:
+    """The replies a handler decides on, added to the outbox in the handler's transaction."""
+
+    def __init__(self, s: Services, person: Who, update: Update):
+        self.s = s
+        self.person = person
+        self.update_id = update.update_id
+        self.source = source(update)
+        self.superseded = False  # older droppable replies are dropped once, before the first message
+
+    def send(self, outgoing: list[OutMessage], droppable: bool = False, erase: bool = False) -> None:
+        if outgoing and not self.superseded:
+            self.s.outbox.supersede(self.person.chat_id)
+            self.superseded = True
+        for message in outgoing:
+            self.s.outbox.add(self.person.chat_id, message, self.update_id, droppable=droppable, erase=erase)
+
+    def inform(self, outgoing: list[OutMessage]) -> None:
+        """A reply that changes nothing: at most one per `QUIET` window in a flood, and
+        dropped if a newer reply overtakes it before it went out."""
+        if not self.s.quiet(self.person.chat_id, self.source):
+            self.send(outgoing, droppable=True)
+
+    refuse = inform  # a reply to input that did not fit: the same rules
+
+    def show(self, reply: Reply, before: list[OutMessage] | None = None) -> None:
+        """The tutor's reply as messages (after `before`); a refusal, or the step shown
+        again, is rate-limited and droppable."""
+        outgoing = (before or []) + self.render(reply)
+        if reply.error is not None or reply.again:
+            self.refuse(outgoing)
+        else:
+            self.send(outgoing)
+
+    def render(self, reply: Reply) -> list[OutMessage]:
+        lesson = self.s.tutor.loaded(reply.lesson).lesson if reply.lesson in self.s.tutor.lessons else None
+        if lesson is None:
+            outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
+        else:
+            outgoing = messages(lesson, reply.outputs)
+        if isinstance(reply.error, LessonFinished):
+            outgoing.append(OutMessage(AFTER_THE_END))
+        return outgoing
+
+    def edit(self, message_id: int, text: str | None = None, erase: bool = False) -> None:
+        """Take the buttons off a sent message, and replace its text if `text` is given."""
+        self.s.outbox.add_edit(self.person.chat_id, message_id, text, self.update_id, erase=erase)
+
+
+def source(update: Update) -> str:
+    """The kind of input an update is, for the flood windows in `QUIET`."""
+    if update.callback_query is not None:
+        return "button"
+    text = update.message.text if update.message is not None else None
+    if text is None:
+        return "other"
+    return "command" if text.startswith("/") else "text"
 
 
 @contextmanager
-def handling(s: Services, update: Update, person: Who) -> Iterator[None]:
-    """One transaction: the learner's row, whatever the handler records, the inbox mark."""
+def handling(s: Services, update: Update, person: Who) -> Iterator[Replies]:
+    """One transaction: the learner's row, what the handler records and replies, the inbox mark."""
     with s.store.atomic():
         s.store.ensure_learner(person.learner, person.name)
-        yield
+        yield Replies(s, person, update)
         s.inbox.mark_handled(update.update_id)
 
 
-async def send(s: Services, person: Who, outgoing: list[OutMessage]) -> None:
-    try:
-        await s.sender.send_all(person.chat_id, outgoing)
-    except Blocked:
-        log.info("chat %s has blocked the bot; its progress is kept", person.chat_id)
-
-
-async def show(s: Services, person: Who, reply: Reply) -> None:
-    lesson = s.tutor.loaded(reply.lesson).lesson if reply.lesson in s.tutor.lessons else None
-    if lesson is None:
-        outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
-    else:
-        outgoing = messages(lesson, reply.outputs)
-    if isinstance(reply.error, LessonFinished):
-        outgoing.append(OutMessage(AFTER_THE_END))
-    await send(s, person, outgoing)
-
-
 async def typing(s: Services, person: Who) -> None:
-    """Show "typing…" while the bot works; best effort."""
+    """Show "typing…" while the bot works; best effort, never retried."""
     try:
         await s.sender.bot.send_chat_action(person.chat_id, "typing")
     except TelegramError:

@@ -1,0 +1,293 @@
+"""The reply outbox: no reply the bot decided on is ever lost.
+
+A handler never sends directly. It adds its messages (and edits) to the `outbox` table in
+the same transaction that records the learner's answer and marks the update handled;
+after the commit, `flush` sends a chat's rows in order and marks each one sent when
+Telegram confirms it. If the process dies in between, the rows are still there and go
+out at the next start, before anything newer for that chat. A send that fails for a
+reason that may pass (network, 5xx, a long RetryAfter) stays in the outbox and is tried
+again later, still in order; one that can never succeed (the learner blocked the bot, a
+message that no longer exists) is marked failed with its error and skipped.
+
+A message goes out at least once. It can go out twice only in the narrow window between
+Telegram's confirmation and the mark in the database (a crash right then, or a database
+that refuses the write for longer than we wait): Telegram has no idempotency key for
+sends, so that window cannot be closed from here.
+
+Rows marked `droppable` (refusals, a step shown again) become moot when a newer reply for
+the same chat is added before they went out; they are marked failed as "superseded".
+Group tallies and instructor feedback go through this same table (with `priority` 1 for
+bulk traffic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import LinkPreviewOptions
+from telegram.error import BadRequest, InvalidToken, TelegramError
+
+from bot.store import Store, transient
+from bot.telegram_bot.render import OutMessage, split
+from bot.telegram_bot.sending import Blocked, Sender
+
+log = logging.getLogger(__name__)
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+RETRY_FIRST = 2.0  # seconds before a failed send is tried again; doubles up to RETRY_MAX
+RETRY_MAX = 120.0
+PENDING = "sent_at IS NULL AND failed_at IS NULL"
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    chat_id: int
+    kind: str
+    body: dict[str, Any]
+    attempts: int
+
+
+class Outbox:
+    """The outbox table, and sending it."""
+
+    def __init__(self, store: Store, sender: Sender, sleep: Callable[[float], Any] = asyncio.sleep):
+        self.store = store
+        self.sender = sender
+        self.sleep = sleep
+        self.locks: dict[int, asyncio.Lock] = {}  # one flush at a time per chat
+        self.users: dict[int, int] = {}  # chat id -> flushes running or waiting
+        self.retry_at: dict[int, float] = {}  # chat id -> loop time of the next try
+
+    # --- adding (inside the caller's transaction) ------------------------------------------
+
+    def add(
+        self,
+        chat_id: int,
+        message: OutMessage,
+        update_id: int | None = None,
+        droppable: bool = False,
+        priority: int = 0,
+        erase: bool = False,
+    ) -> None:
+        """Queue one message (split at Telegram's length limit: a row per piece).
+
+        `erase`: delete the row once it is sent (a reply to a learner who was just forgotten).
+        """
+        pieces = split(message.text)
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            body: dict[str, Any] = {"text": piece}
+            if last and message.buttons:
+                body["buttons"] = message.buttons
+            if erase:
+                body["erase"] = True
+            self._insert(chat_id, "send", body, message.step if last else None, update_id, droppable, priority)
+
+    def add_edit(self, chat_id: int, message_id: int, text: str | None, update_id: int | None = None, erase: bool = False) -> None:
+        """Queue an edit of a sent message: its buttons removed, and its text replaced if given."""
+        body: dict[str, Any] = {"message_id": message_id}
+        if text is not None:
+            body["text"] = split(text)[0]
+        if erase:
+            body["erase"] = True
+        self._insert(chat_id, "edit", body, None, update_id, False, 0)
+
+    def supersede(self, chat_id: int) -> None:
+        """A newer reply for the chat is coming: droppable rows that have not gone out are moot."""
+        self.store.db.execute(
+            f"UPDATE outbox SET failed_at = ?, error = 'superseded' WHERE chat_id = ? AND droppable = 1 AND {PENDING}",
+            [self.store.now(), chat_id],
+        )
+
+    def _insert(self, chat_id: int, kind: str, body: dict, step: str | None, update_id: int | None, droppable: bool, priority: int) -> None:
+        self.store.db.execute(
+            "INSERT INTO outbox (chat, chat_id, kind, body, step, droppable, priority, update_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [f"tg:{chat_id}", chat_id, kind, json.dumps(body, ensure_ascii=False), step, int(droppable), priority, update_id, self.store.now()],
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def delivered(self, chat_id: int, step: str) -> bool:
+        """Whether `step` ("<lesson>:<node>") is the last step this chat was sent, and it arrived.
+
+        True for a chat with no step in the outbox at all (nothing to go by)."""
+        row = self.store.db.execute(
+            "SELECT step, sent_at FROM outbox WHERE chat_id = ? AND step IS NOT NULL "
+            "AND (failed_at IS NULL OR error != 'superseded') ORDER BY id DESC LIMIT 1",
+            [chat_id],
+        ).fetchone()
+        return row is None or (row[0] == step and row[1] is not None)
+
+    def edited(self, chat_id: int, message_id: int) -> bool:
+        """Whether the bot has taken the buttons off this message (an answer was accepted there)."""
+        row = self.store.db.execute(
+            "SELECT 1 FROM outbox WHERE chat = ? AND kind = 'edit' AND json_extract(body, '$.message_id') = ? LIMIT 1",
+            [f"tg:{chat_id}", message_id],
+        ).fetchone()
+        return row is not None
+
+    def waiting_chats(self) -> list[int]:
+        """Chats with rows not yet sent, those waiting longest first."""
+        rows = self.store.db.execute(
+            f"SELECT chat_id, MIN(id) AS first FROM outbox WHERE {PENDING} GROUP BY chat_id ORDER BY first"
+        ).fetchall()
+        return [chat_id for chat_id, _ in rows]
+
+    def _next(self, chat_id: int) -> Row | None:
+        row = self.store.db.execute(
+            f"SELECT id, chat_id, kind, body, attempts FROM outbox WHERE chat_id = ? AND {PENDING} ORDER BY id LIMIT 1",
+            [chat_id],
+        ).fetchone()
+        return None if row is None else Row(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def flush(self, chat_id: int) -> bool:
+        """Send the chat's waiting rows in order; True if none is left waiting.
+
+        Stops at the first row that cannot go out yet, so nothing overtakes it."""
+        lock = self.locks.setdefault(chat_id, asyncio.Lock())
+        self.users[chat_id] = self.users.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                while (row := await self._db(lambda: self._next(chat_id))) is not None:
+                    if not await self._send(row):
+                        return False
+                self.retry_at.pop(chat_id, None)
+                return True
+        finally:
+            self.users[chat_id] -= 1
+            if not self.users[chat_id]:  # nobody else is flushing or waiting to: forget the lock
+                del self.users[chat_id], self.locks[chat_id]
+
+    async def flush_due(self) -> None:
+        """Flush every chat with waiting rows whose retry time has come."""
+        now = asyncio.get_running_loop().time()
+        chats = await self._db(self.waiting_chats)
+        due = [chat for chat in chats if self.retry_at.get(chat, 0) <= now and chat not in self.locks]
+        if due:
+            await asyncio.gather(*(self.flush(chat) for chat in due))
+
+    async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
+        """Until `stop`: send what is waiting (at start-up, and rows whose send failed)."""
+        while not stop.is_set():
+            try:
+                await self.flush_due()
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+                log.exception("outbox: sending failed")
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _send(self, row: Row) -> bool:
+        """Send one row and record the outcome; False if it must wait and be tried again."""
+        try:
+            message_id = await self._call(row)
+        except Blocked as exc:
+            await self._db(lambda: self._fail_chat(row.chat_id, f"blocked: {exc}"))
+            return True
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():  # the edit was made already
+                await self._db(lambda: self._mark_sent(row, None))
+                return True
+            log.warning("outbox: %s to chat %s refused by Telegram: %s", row.kind, row.chat_id, exc)
+            await self._db(lambda: self._fail(row.id, f"refused: {exc}"))
+            return True
+        except (TelegramError, OSError) as exc:  # network, 5xx, flood control, a revoked token
+            attempts = row.attempts + 1
+            wait = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+            self.retry_at[row.chat_id] = asyncio.get_running_loop().time() + wait
+            level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
+            log.log(level, "outbox: %s to chat %s failed (%s: %s); trying again in %.0f s",
+                    row.kind, row.chat_id, type(exc).__name__, exc, wait)
+            await self._db(lambda: self._count_attempt(row.id, f"{type(exc).__name__}: {exc}"))
+            return False
+        # Telegram has it now. A crash before the next line sends it again at the next start.
+        await self._db(lambda: self._mark_sent(row, message_id))
+        return True
+
+    async def _call(self, row: Row) -> int | None:
+        bot, body = self.sender.bot, row.body
+        if row.kind == "send":
+            markup = OutMessage(body["text"], _buttons(body.get("buttons"))).markup()
+            sent = await self.sender.call(
+                lambda: bot.send_message(
+                    row.chat_id, body["text"], parse_mode="HTML", reply_markup=markup, link_preview_options=NO_PREVIEW
+                ),
+            )
+            return sent.message_id
+        if "text" in body:
+            await self.sender.call(
+                lambda: bot.edit_message_text(
+                    body["text"], chat_id=row.chat_id, message_id=body["message_id"], parse_mode="HTML",
+                    reply_markup=None, link_preview_options=NO_PREVIEW,
+                ),
+            )
+        else:
+            await self.sender.call(
+                lambda: bot.edit_message_reply_markup(chat_id=row.chat_id, message_id=body["message_id"], reply_markup=None),
+            )
+        return None
+
+    # --- recording outcomes ----------------------------------------------------------------
+
+    def _mark_sent(self, row: Row, message_id: int | None) -> None:
+        with self.store.atomic():
+            if row.body.get("erase"):
+                self.store.db.execute("DELETE FROM outbox WHERE id = ?", [row.id])
+            else:
+                self.store.db.execute(
+                    "UPDATE outbox SET sent_at = ?, message_id = ?, attempts = attempts + 1 WHERE id = ?",
+                    [self.store.now(), message_id, row.id],
+                )
+        if row.body.get("erase"):
+            self.store.checkpoint()
+
+    def _fail(self, row_id: int, error: str) -> None:
+        with self.store.atomic():
+            self.store.db.execute(
+                "UPDATE outbox SET failed_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
+                [self.store.now(), error[:500], row_id],
+            )
+
+    def _fail_chat(self, chat_id: int, error: str) -> None:
+        """The chat is closed to the bot: nothing waiting for it can be sent."""
+        with self.store.atomic():
+            if chat_id > 0:  # a private chat: its learner blocked the bot; their progress is kept
+                self.store.mark_blocked(f"tg:{chat_id}")
+            self.store.db.execute(
+                f"UPDATE outbox SET failed_at = ?, error = ? WHERE chat_id = ? AND {PENDING}",
+                [self.store.now(), error[:500], chat_id],
+            )
+
+    def _count_attempt(self, row_id: int, error: str) -> None:
+        with self.store.atomic():
+            self.store.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?", [error[:500], row_id]
+            )
+
+    async def _db(self, work: Callable[[], Any]) -> Any:
+        """Run a database step, waiting out a locked, full or unavailable database."""
+        delay = 0.5
+        while True:
+            try:
+                return work()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                log.warning("outbox: database unavailable (%s); trying again in %.1f s", exc, delay)
+                await self.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+def _buttons(stored: list | None) -> tuple:
+    """Button rows as stored in JSON (lists) back to the tuples `OutMessage` holds."""
+    return tuple(tuple((label, data) for label, data in row) for row in stored or ())
