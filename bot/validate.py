@@ -22,12 +22,17 @@ Found = tuple[tuple, str, str]
 
 
 def graph_problems(lesson: Lesson) -> list[Found]:
-    """Every rule's findings, in rule order."""
-    broken_targets = list(_targets(lesson))
-    found = list(_duplicates(lesson)) + broken_targets
+    """Every rule's findings, in rule order.
+
+    A problem's consequences are not problems of their own: while a node id is used twice,
+    an edge points nowhere or a graded question has no right answer, the loops and lost
+    nodes that follow from it are not reported; they are checked once it is fixed.
+    """
+    broken = list(_duplicates(lesson)) + list(_targets(lesson)) + list(_unanswerable(lesson))
+    found = list(broken)
     for rule in (_choices, _free_text, _lengths, _coverage):
         found += rule(lesson)
-    if not broken_targets:  # reachability means little while an edge points nowhere
+    if not broken:
         found += _reachability(lesson)
     return found
 
@@ -80,12 +85,16 @@ def _targets(lesson: Lesson) -> Iterator[Found]:
             yield path, node.id, "leads nowhere: give it a next, or follow it with an end node"
 
 
+def _unanswerable(lesson: Lesson) -> Iterator[Found]:
+    for path, node in _paths(lesson):
+        if isinstance(node, ChoiceNode) and node.graded and not any(option.correct for option in node.options):
+            yield path + ("options",), node.id, "graded question has no correct option"
+
+
 def _choices(lesson: Lesson) -> Iterator[Found]:
     for path, node in _paths(lesson):
         if not isinstance(node, ChoiceNode):
             continue
-        if node.graded and not any(option.correct for option in node.options):
-            yield path + ("options",), node.id, "graded question has no correct option"
         for oi, option in enumerate(node.options):
             where = path + ("options", oi)
             if option.correct and not node.graded:

@@ -145,7 +145,7 @@ def test_check_folder_without_lessons(runner, tmp_path):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(main, ["check", "empty"])
     assert result.exit_code == 1
-    assert result.stdout == "empty:1: lesson: no dialogue files (*.yaml) found\n"
+    assert result.stdout == "empty:1: lesson: no dialogue files (*.yaml or *.yml) found\n"
 
 
 # --- lessons --------------------------------------------------------------------------
