@@ -156,6 +156,37 @@ def graph(path: Path) -> None:
     click.echo(graph_dot(next(iter(lessons.values())).lesson))
 
 
+@main.command()
+@click.option("--db", "database", type=click.Path(path_type=Path), help="Database file [default: tutorbot.db].")
+@click.option("--limit", default=20, show_default=True, help="How many set-aside updates to show.")
+def inbox(database: Path | None, limit: int) -> None:
+    """What the bot has received and sent: updates waiting or set aside, replies waiting.
+
+    An update that could not be read or handled is set aside (kept with its error) so that
+    it never stops the bot; this lists the newest ones with their content."""
+    from bot.telegram_bot.inbox import Inbox
+    from bot.telegram_bot.outbox import counts as outbox_counts
+
+    settings = load_settings(database=database)
+    if not settings.database.exists():
+        raise click.ClickException(f"no database at {settings.database}: give its path with --db")
+    with database_errors():
+        store = Store(settings.database)
+    try:
+        updates = Inbox(store).counts()
+        replies = outbox_counts(store)
+        click.echo(
+            f"{settings.database}: {updates['stored']} update(s) stored, {updates['waiting']} waiting, "
+            f"{updates['set aside']} set aside; replies: {replies['waiting']} waiting to be sent, "
+            f"{replies['given up']} given up on"
+        )
+        for row in Inbox(store).set_aside_rows(limit):
+            click.echo(f"\nupdate {row['update_id']}, set aside {row['failed_at']}: {row['error']}")
+            click.echo(f"  {row['payload'][:500]}")
+    finally:
+        store.close()
+
+
 NO_TOKEN = """No Telegram bot token is set.
 
 To run the bot in Telegram:

@@ -192,16 +192,39 @@ class Store:
     """The project's one SQLite database."""
 
     def __init__(self, path: Path | str = ":memory:", clock: Clock = utc_now):
-        if str(path) == ":memory:":
+        self.path = None if str(path) == ":memory:" else Path(path)
+        self.clock = clock
+        self._open()
+
+    def _open(self) -> None:
+        if self.path is None:
             self.db = Database(memory=True)
         else:
             # Raises DatabaseError, one clear line, for a path that cannot be used.
-            self.db = open_database(Path(path), migrations)
+            self.db = open_database(self.path, migrations)
             self.db.enable_wal()
         self.db.execute("PRAGMA busy_timeout = 5000")
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.clock = clock
+        # Deleted content is overwritten, so that a forgotten learner leaves no trace in the file.
+        self.db.execute("PRAGMA secure_delete = ON")
         migrations.apply(self.db)
+
+    def restore_if_deleted(self) -> bool:
+        """If the database file was deleted while open, write it back from this connection.
+
+        The open connection still holds every row; without this, all progress would be gone
+        at the next start. True if it was restored. A file replaced by another one (a
+        different file at the path) is left alone: that is someone's deliberate act."""
+        if self.path is None or self.path.exists():
+            return False
+        restored = sqlite3.connect(self.path)
+        try:
+            self.db.conn.backup(restored)
+        finally:
+            restored.close()
+        self.db.close()  # before reopening: closing removes this connection's own -wal by name
+        self._open()
+        return True
 
     def close(self) -> None:
         self.db.close()
@@ -322,9 +345,8 @@ class Store:
         Handled inbox rows keep their bare update_id (so a redelivered update is still
         recognised) and lose the rest; updates not yet handled stay, to be handled.
         """
-        # Overwrite deleted content in the file, and empty the WAL afterwards, so that no
-        # byte of the learner's texts or ids stays behind in either.
-        self.db.execute("PRAGMA secure_delete = ON")
+        # Deleted content is overwritten (secure_delete), and the WAL is emptied afterwards,
+        # so that no byte of the learner's texts or ids stays behind in either.
         with self.atomic():
             for table, column in (("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])

@@ -37,7 +37,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
 from bot.telegram_bot import buttons, handlers
-from bot.store import transient
+from bot.store import Store, transient
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
 from bot.telegram_bot.outbox import Outbox
 from bot.telegram_bot.sending import Sender, seconds
@@ -116,6 +116,30 @@ async def wait_out_database(work: Callable[[], Any], what: str, stop: asyncio.Ev
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def database_in_place(store: Store) -> bool:
+    """Whether the database file is where it belongs; if it was deleted, write it back.
+
+    False (said in the log) if it is gone and cannot be written back: then no update is
+    confirmed to Telegram until it can."""
+    try:
+        if store.restore_if_deleted():
+            log.error("the database file %s was deleted while the bot ran; written back from the open database", store.path)
+        return True
+    except Exception as exc:  # noqa: BLE001 - e.g. its folder is gone too, or the disk is full
+        log.error("the database file %s is gone and cannot be written back (%s); not taking updates until it can", store.path, exc)
+        return False
+
+
+async def watch_database(store: Store, stop: asyncio.Event, every: float = 5.0) -> None:
+    """Until `stop`: notice (and undo) the database file being deleted under the bot."""
+    while not stop.is_set():
+        database_in_place(store)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except asyncio.TimeoutError:
+            pass
 
 
 def update_handler(app: Application) -> Callable[[Update], Awaitable[None]]:
@@ -211,6 +235,10 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
         if not usable:
             continue
         # Not confirmed until stored: if storing fails, the same batch is fetched again.
+        if not database_in_place(inbox.store):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60)
+            continue
         fresh = await wait_out_database(lambda: inbox.add(usable, app.bot), "storing updates", stop)
         for update in fresh:
             dispatcher.submit(update)
@@ -245,6 +273,7 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
     background = [
         asyncio.create_task(s.outbox.run(stop), name="outbox"),
         asyncio.create_task(_register_commands(app, stop), name="commands"),
+        asyncio.create_task(watch_database(s.store, stop), name="database"),
     ]
     try:
         log.info("bot @%s started in %s mode", app.bot.username, settings.mode)

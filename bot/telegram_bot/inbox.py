@@ -63,6 +63,17 @@ def _raw_ids(raw: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _payload(raw: dict[str, Any]) -> str:
+    """A raw update as JSON text SQLite can store: as sent, or with \\u escapes if it holds
+    a lone surrogate ("\\ud800" is valid JSON, but no UTF-8 text can hold it)."""
+    text = json.dumps(raw, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(raw)
+    return text
+
+
 def read_update(raw: dict[str, Any], bot: Bot) -> Update:
     """python-telegram-bot's `Update` for a raw update; raises whatever parsing raises."""
     update = Update.de_json(raw, bot)
@@ -89,7 +100,7 @@ class Inbox:
                 learner, chat = _raw_ids(raw)
                 cursor = self.store.db.execute(
                     "INSERT OR IGNORE INTO inbox (update_id, learner, chat, payload, received_at) VALUES (?, ?, ?, ?, ?)",
-                    [raw["update_id"], learner, chat, json.dumps(raw, ensure_ascii=False), now],
+                    [raw["update_id"], learner, chat, _payload(raw), now],
                 )
                 if not cursor.rowcount:
                     continue
@@ -123,9 +134,10 @@ class Inbox:
     def set_aside(self, update_id: int, error: str) -> None:
         """Give up on an update: mark it handled, keep its content and the error."""
         now = self.store.now()
+        error = error[:2000].encode("utf-8", "backslashreplace").decode()  # storable, whatever the update held
         self.store.db.execute(
             "UPDATE inbox SET handled_at = ?, failed_at = ?, error = ? WHERE update_id = ?",
-            [now, now, error[:2000], update_id],
+            [now, now, error, update_id],
         )
         log.error("update %s set aside: %s", update_id, error)
 

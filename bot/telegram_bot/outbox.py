@@ -288,6 +288,15 @@ class Outbox:
                 delay = min(delay * 2, 30.0)
 
 
+def counts(store: Store) -> dict[str, int]:
+    """Replies waiting to be sent, and those given up on (blocked, refused; not superseded)."""
+    waiting, given_up = store.db.execute(
+        f"SELECT COUNT(*) FILTER (WHERE {PENDING}), "
+        "COUNT(*) FILTER (WHERE failed_at IS NOT NULL AND error != 'superseded') FROM outbox"
+    ).fetchone()
+    return {"waiting": waiting, "given up": given_up}
+
+
 def _buttons(stored: list | None) -> tuple:
     """Button rows as stored in JSON (lists) back to the tuples `OutMessage` holds."""
     return tuple(tuple((label, data) for label, data in row) for row in stored or ())
