@@ -80,7 +80,9 @@ class Harness:
         return self.store.events(learner=f"tg:{user}")
 
 
-async def play_core_lesson(h: Harness, user: int) -> None:
+async def play_core_lesson(
+    h: Harness, user: int, reflection: str = "Yielding is pointless if you cannot trust the other side to keep the deal."
+) -> None:
     """Answer madman-core from /start to its end, one wrong answer included."""
     replies = await h.say(user, "/start madman-core")
     assert "Welcome!" in replies[-1]["text"]
@@ -90,7 +92,7 @@ async def play_core_lesson(h: Harness, user: int) -> None:
         if labels == ["Continue ▸"]:
             await h.tap(user, step, "Continue ▸")
         elif "Type your answer" in step["text"]:
-            await h.say(user, "Yielding is pointless if you cannot trust the other side to keep the deal.")
+            await h.say(user, reflection)
         elif labels:
             key = question_key(step)
             first_time = not any(e["node"] == "q-why-backfire" for e in h.events(user))

@@ -175,20 +175,21 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Typed text: an answer to the current step (or Continue, or an option by number).
 
-    Text counts only at a step whose message reached the learner; otherwise they are
-    shown the step (again) and nothing is recorded."""
+    Text counts only at a step whose message had reached the learner when they sent it;
+    otherwise they are shown the step (again) and nothing is recorded."""
     s, person = services(context), who(update)
     if person is None or update.message is None or update.message.text is None:
         return
     log.debug("text from %s: %r", person.learner, update.message.text)
     await typing(s, person)
     with handling(s, update, person) as out:
+        received = s.inbox.received_at(update.update_id)
         reply = s.tutor.typed(
             person.learner,
             person.chat,
             update.message.text,
             update.update_id,
-            seen=lambda step: s.outbox.delivered(person.chat_id, step),
+            seen=lambda step: s.outbox.delivered(person.chat_id, step, before=received),
         )
         if reply is None:
             out.inform([OutMessage("Hello! Send /start to begin a lesson, or /help to see what I can do.")])

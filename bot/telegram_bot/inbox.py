@@ -141,6 +141,11 @@ class Inbox:
         )
         log.error("update %s set aside: %s", update_id, error)
 
+    def received_at(self, update_id: int) -> str | None:
+        """When the update was stored (a store timestamp), or None if it is not in the inbox."""
+        row = self.store.db.execute("SELECT received_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()
+        return None if row is None else row[0]
+
     def is_handled(self, update_id: int) -> bool:
         row = self.store.db.execute("SELECT handled_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()
         return row is None or row[0] is not None

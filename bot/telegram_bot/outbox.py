@@ -114,8 +114,9 @@ class Outbox:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def delivered(self, chat_id: int, step: str) -> bool:
-        """Whether `step` ("<lesson>:<node>") is the last step this chat was sent, and it arrived.
+    def delivered(self, chat_id: int, step: str, before: str | None = None) -> bool:
+        """Whether `step` ("<lesson>:<node>") is the last step this chat was sent, and it
+        arrived (by the time `before`, a store timestamp, if given).
 
         True for a chat with no step in the outbox at all (nothing to go by)."""
         row = self.store.db.execute(
@@ -123,7 +124,10 @@ class Outbox:
             "AND (failed_at IS NULL OR error != 'superseded') ORDER BY id DESC LIMIT 1",
             [chat_id],
         ).fetchone()
-        return row is None or (row[0] == step and row[1] is not None)
+        if row is None:
+            return True
+        sent_at = row[1]
+        return row[0] == step and sent_at is not None and (before is None or sent_at <= before)
 
     def edited(self, chat_id: int, message_id: int) -> bool:
         """Whether the bot has taken the buttons off this message (an answer was accepted there)."""
