@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
-from telegram.error import InvalidToken, RetryAfter, TelegramError
+from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -223,7 +223,12 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
             continue
         except InvalidToken:
             raise
-        except TelegramError as exc:  # network trouble, 5xx, or e.g. another instance polling
+        except Conflict as exc:  # Telegram serves one poller per token
+            log.error("another process is fetching updates with this bot's token (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60)
+            continue
+        except TelegramError as exc:  # network trouble, 5xx, a malformed answer
             log.warning("getUpdates failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
@@ -277,6 +282,8 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
     ]
     try:
         log.info("bot @%s started in %s mode", app.bot.username, settings.mode)
+        if settings.instructors:
+            log.info("TUTORBOT_INSTRUCTORS is set, but nothing uses it yet (group study and instructor review will)")
         pending = await wait_out_database(lambda: s.inbox.pending(app.bot), "reading the inbox", stop)
         if pending:
             log.info("handling %d update(s) stored before the last stop", len(pending))
