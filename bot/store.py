@@ -11,14 +11,16 @@ in several groups. Learner and chat ids are text ("tg:42", "local:alice", "conso
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -27,6 +29,8 @@ from bot.database_file import open_database
 from bot.engine import Input, Result, State, input_to_dict
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -38,6 +42,21 @@ def transient(exc: BaseException) -> bool:
 
     Worth waiting out and trying again; anything else (a constraint, a bug) is not."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+async def wait_out(work: Callable[[], T], what: str, stop: asyncio.Event | None = None) -> T:
+    """Run a database step, waiting out (and logging) a locked, full or unavailable
+    database; re-raise if `stop` is set meanwhile, or for an error that will not pass."""
+    delay = 0.5
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not transient(exc) or (stop is not None and stop.is_set()):
+                raise
+            log.warning("database unavailable while %s (%s); trying again in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 migrations = Migrations("tutorbot")

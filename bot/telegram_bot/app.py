@@ -37,7 +37,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
 from bot.telegram_bot import buttons, handlers
-from bot.store import Store, transient
+from bot.store import Store, transient, wait_out
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
 from bot.telegram_bot.outbox import Outbox
 from bot.telegram_bot.sending import Sender, seconds
@@ -102,22 +102,6 @@ def services(app: Application) -> Services:
     return app.bot_data["services"]
 
 
-async def wait_out_database(work: Callable[[], Any], what: str, stop: asyncio.Event | None = None) -> Any:
-    """Run a database step, waiting out a locked, full or unavailable database (logged)."""
-    delay = 0.5
-    while True:
-        try:
-            return work()
-        except Exception as exc:
-            if not transient(exc):
-                raise
-            log.warning("database unavailable while %s (%s); trying again in %.1f s", what, exc, delay)
-            if stop is not None and stop.is_set():
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
 def database_in_place(store: Store) -> bool:
     """Whether the database file is where it belongs; if it was deleted, write it back.
 
@@ -161,7 +145,7 @@ def update_handler(app: Application) -> Callable[[Update], Awaitable[None]]:
                 break
             if not transient(error):
                 log.error("update %s could not be handled", update_id, exc_info=error)
-                await wait_out_database(
+                await wait_out(
                     lambda: _set_aside(s.inbox, update_id, f"{type(error).__name__}: {error}"), "setting an update aside"
                 )
                 return
@@ -169,7 +153,7 @@ def update_handler(app: Application) -> Callable[[Update], Awaitable[None]]:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
         if not s.inbox.is_handled(update_id):
-            await wait_out_database(lambda: _mark_handled(s.inbox, update_id), "marking an update handled")
+            await wait_out(lambda: _mark_handled(s.inbox, update_id), "marking an update handled")
 
     return handle
 
@@ -213,7 +197,7 @@ async def fetch(app: Application, offset: int | None) -> list[Any]:
 async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Fetch updates until `stop`; store each batch before the next call confirms it."""
     inbox = services(app).inbox
-    offset = await wait_out_database(inbox.next_offset, "reading the inbox")
+    offset = await wait_out(inbox.next_offset, "reading the inbox")
     delay = 1.0
     while not stop.is_set():
         try:
@@ -244,7 +228,7 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
             continue
-        fresh = await wait_out_database(lambda: inbox.add(usable, app.bot), "storing updates", stop)
+        fresh = await wait_out(lambda: inbox.add(usable, app.bot), "storing updates", stop)
         for update in fresh:
             dispatcher.submit(update)
         offset = max(raw["update_id"] for raw in usable) + 1
@@ -284,7 +268,7 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
         log.info("bot @%s started in %s mode", app.bot.username, settings.mode)
         if settings.instructors:
             log.info("TUTORBOT_INSTRUCTORS is set, but nothing uses it yet (group study and instructor review will)")
-        pending = await wait_out_database(lambda: s.inbox.pending(app.bot), "reading the inbox", stop)
+        pending = await wait_out(lambda: s.inbox.pending(app.bot), "reading the inbox", stop)
         if pending:
             log.info("handling %d update(s) stored before the last stop", len(pending))
         for update in pending:

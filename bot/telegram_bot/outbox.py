@@ -25,14 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import LinkPreviewOptions
 from telegram.error import BadRequest, InvalidToken, TelegramError
 
-from bot.store import Store, transient
+from bot.store import Store, wait_out
 from bot.telegram_bot.render import OutMessage, split
 from bot.telegram_bot.sending import Blocked, Sender
 
@@ -42,6 +41,12 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 RETRY_FIRST = 2.0  # seconds before a failed send is tried again; doubles up to RETRY_MAX
 RETRY_MAX = 120.0
 PENDING = "sent_at IS NULL AND failed_at IS NULL"
+
+
+def well_formed(text: str) -> str:
+    """`text` with each lone surrogate (a learner's odd input, echoed back) made U+FFFD:
+    neither SQLite nor a UTF-8 request to Telegram can carry one."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,9 @@ class Row:
 class Outbox:
     """The outbox table, and sending it."""
 
-    def __init__(self, store: Store, sender: Sender, sleep: Callable[[float], Any] = asyncio.sleep):
+    def __init__(self, store: Store, sender: Sender):
         self.store = store
         self.sender = sender
-        self.sleep = sleep
         self.locks: dict[int, asyncio.Lock] = {}  # one flush at a time per chat
         self.users: dict[int, int] = {}  # chat id -> flushes running or waiting
         self.retry_at: dict[int, float] = {}  # chat id -> loop time of the next try
@@ -109,7 +113,7 @@ class Outbox:
         self.store.db.execute(
             "INSERT INTO outbox (chat, chat_id, kind, body, step, droppable, priority, update_id, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [f"tg:{chat_id}", chat_id, kind, json.dumps(body, ensure_ascii=False), step, int(droppable), priority, update_id, self.store.now()],
+            [f"tg:{chat_id}", chat_id, kind, well_formed(json.dumps(body, ensure_ascii=False)), step, int(droppable), priority, update_id, self.store.now()],
         )
 
     # --- reading ---------------------------------------------------------------------------
@@ -161,7 +165,7 @@ class Outbox:
         self.users[chat_id] = self.users.get(chat_id, 0) + 1
         try:
             async with lock:
-                while (row := await self._db(lambda: self._next(chat_id))) is not None:
+                while (row := await wait_out(lambda: self._next(chat_id), "reading the outbox")) is not None:
                     if not await self._send(row):
                         return False
                 self.retry_at.pop(chat_id, None)
@@ -174,7 +178,7 @@ class Outbox:
     async def flush_due(self) -> None:
         """Flush every chat with waiting rows whose retry time has come."""
         now = asyncio.get_running_loop().time()
-        chats = await self._db(self.waiting_chats)
+        chats = await wait_out(self.waiting_chats, "reading the outbox")
         due = [chat for chat in chats if self.retry_at.get(chat, 0) <= now and chat not in self.locks]
         if due:
             await asyncio.gather(*(self.flush(chat) for chat in due))
@@ -196,14 +200,14 @@ class Outbox:
         try:
             message_id = await self._call(row)
         except Blocked as exc:
-            await self._db(lambda: self._fail_chat(row.chat_id, f"blocked: {exc}"))
+            await wait_out(lambda: self._fail_chat(row.chat_id, f"blocked: {exc}"), "recording what was sent")
             return True
         except BadRequest as exc:
             if "not modified" in str(exc).lower():  # the edit was made already
-                await self._db(lambda: self._mark_sent(row, None))
+                await wait_out(lambda: self._mark_sent(row, None), "recording what was sent")
                 return True
             log.warning("outbox: %s to chat %s refused by Telegram: %s", row.kind, row.chat_id, exc)
-            await self._db(lambda: self._fail(row.id, f"refused: {exc}"))
+            await wait_out(lambda: self._fail(row.id, f"refused: {exc}"), "recording what was sent")
             return True
         except (TelegramError, OSError) as exc:  # network, 5xx, flood control, a revoked token
             attempts = row.attempts + 1
@@ -212,10 +216,10 @@ class Outbox:
             level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
             log.log(level, "outbox: %s to chat %s failed (%s: %s); trying again in %.0f s",
                     row.kind, row.chat_id, type(exc).__name__, exc, wait)
-            await self._db(lambda: self._count_attempt(row.id, f"{type(exc).__name__}: {exc}"))
+            await wait_out(lambda: self._count_attempt(row.id, f"{type(exc).__name__}: {exc}"), "recording what was sent")
             return False
         # Telegram has it now. A crash before the next line sends it again at the next start.
-        await self._db(lambda: self._mark_sent(row, message_id))
+        await wait_out(lambda: self._mark_sent(row, message_id), "recording what was sent")
         return True
 
     async def _call(self, row: Row) -> int | None:
@@ -277,19 +281,6 @@ class Outbox:
             self.store.db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?", [error[:500], row_id]
             )
-
-    async def _db(self, work: Callable[[], Any]) -> Any:
-        """Run a database step, waiting out a locked, full or unavailable database."""
-        delay = 0.5
-        while True:
-            try:
-                return work()
-            except Exception as exc:
-                if not transient(exc):
-                    raise
-                log.warning("outbox: database unavailable (%s); trying again in %.1f s", exc, delay)
-                await self.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
 
 def counts(store: Store) -> dict[str, int]:
