@@ -17,6 +17,14 @@ TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
 REDACTED = "[redacted]"
 
 
+class RetryAfterNoise(logging.Filter):
+    """Drops python-telegram-bot's ERROR-with-traceback for a 429 its `AIORateLimiter` does
+    not retry (`max_retries=0`): the bot's own code retries it and logs a WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Rate limit hit after maximum of")
+
+
 class RedactingFormatter(logging.Formatter):
     """A formatter that removes secrets from the finished line."""
 
@@ -44,4 +52,7 @@ def setup(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | Non
     root.setLevel(level)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    limiter = logging.getLogger("telegram.ext.AIORateLimiter")
+    if not any(isinstance(f, RetryAfterNoise) for f in limiter.filters):
+        limiter.addFilter(RetryAfterNoise())
     return handler

@@ -78,6 +78,8 @@ def typed_input(step: Step, text: str) -> Input:
         folded = [option.casefold() for option in step.options]
         if line.casefold() in folded:
             return Choose(step.node, folded.index(line.casefold()))
+        if line.isnumeric():  # "²", "①", "12345": a number meant, but no option's (InvalidOption)
+            return Choose(step.node, -1)
     return Answer(line)
 
 

@@ -81,7 +81,10 @@ def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, 
             if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
                 node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
                 text = answered(query.message.text_html, node.options[pressed.option].text)
-            edit(out, query, text)
+            # Not again for a message whose buttons are off already: a flood of taps on an
+            # old button would otherwise cost a Bot API call each.
+            if reply.error is None or not (isinstance(query.message, Message) and s.outbox.edited(person.chat_id, query.message.message_id)):
+                edit(out, query, text)
         out.show(reply)
 
 

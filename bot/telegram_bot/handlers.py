@@ -189,7 +189,9 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             person.chat,
             update.message.text,
             update.update_id,
-            seen=lambda step: s.outbox.delivered(person.chat_id, step, before=received),
+            seen=lambda step: s.outbox.delivered(
+                person.chat_id, step, before=received, older_than=update.message.message_id
+            ),
         )
         if reply is None:
             out.inform([OutMessage("Hello! Send /start to begin a lesson, or /help to see what I can do.")])

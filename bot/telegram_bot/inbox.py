@@ -79,7 +79,30 @@ def read_update(raw: dict[str, Any], bot: Bot) -> Update:
     update = Update.de_json(raw, bot)
     if update is None:
         raise ValueError("empty update")
+    _check(update)
     return update
+
+
+SQLITE_INT = 2**63  # the database's integers are 64-bit
+
+
+def _check(update: Update) -> None:
+    """Refuse what Telegram never sends and python-telegram-bot parses anyway, but which
+    would trip the handlers or the outbox: a user, chat or message id that is not a 64-bit
+    integer, a message without a chat, text that is not a string."""
+    message = update.effective_message
+    for what, thing, field in (
+        ("user", update.effective_user, "id"),
+        ("chat", update.effective_chat, "id"),
+        ("message", message, "message_id"),
+    ):
+        value = getattr(thing, field, 0)
+        if type(value) is not int or not -SQLITE_INT <= value < SQLITE_INT:
+            raise ValueError(f"the {what} id is not a 64-bit integer: {value!r:.40}")
+    if message is not None and message.chat is None:
+        raise ValueError("a message without a chat")
+    if not isinstance(getattr(message, "text", None), (str, type(None))):
+        raise ValueError("message text that is not a string")
 
 
 class Inbox:

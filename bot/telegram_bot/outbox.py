@@ -118,19 +118,23 @@ class Outbox:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def delivered(self, chat_id: int, step: str, before: str | None = None) -> bool:
+    def delivered(self, chat_id: int, step: str, before: str | None = None, older_than: int | None = None) -> bool:
         """Whether `step` ("<lesson>:<node>") is the last step this chat was sent, and it
-        arrived (by the time `before`, a store timestamp, if given).
+        arrived (by the time `before`, a store timestamp, if given; and before the chat's
+        message `older_than`, if given: Telegram numbers a chat's messages in order, so this
+        holds even when the learner's message was fetched after the step was marked sent).
 
         True for a chat with no step in the outbox at all (nothing to go by)."""
         row = self.store.db.execute(
-            "SELECT step, sent_at FROM outbox WHERE chat_id = ? AND step IS NOT NULL "
+            "SELECT step, sent_at, message_id FROM outbox WHERE chat_id = ? AND step IS NOT NULL "
             "AND (failed_at IS NULL OR error != 'superseded') ORDER BY id DESC LIMIT 1",
             [chat_id],
         ).fetchone()
         if row is None:
             return True
-        sent_at = row[1]
+        sent_at, message_id = row[1], row[2]
+        if older_than is not None and (message_id is None or message_id >= older_than):
+            return False
         return row[0] == step and sent_at is not None and (before is None or sent_at <= before)
 
     def edited(self, chat_id: int, message_id: int) -> bool:

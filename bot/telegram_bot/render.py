@@ -90,7 +90,7 @@ _PATTERNS = [
 
 def parse_button(data: object) -> Button:
     """The button that sent `data`, or `BadButton`."""
-    if not isinstance(data, str) or len(data.encode()) > InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:
+    if not isinstance(data, str) or len(data.encode(errors="surrogatepass")) > InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:
         raise BadButton("unreadable button data")
     for pattern, build in _PATTERNS:
         match = pattern.fullmatch(data)

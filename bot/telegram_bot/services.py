@@ -24,7 +24,7 @@ from bot.engine import LessonFinished
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.inbox import Inbox
-from bot.telegram_bot.outbox import Outbox
+from bot.telegram_bot.outbox import Outbox, well_formed
 from bot.telegram_bot.render import OutMessage, messages
 from bot.telegram_bot.sending import Sender
 from bot.tutor import Reply, Tutor
@@ -35,7 +35,15 @@ log = logging.getLogger(__name__)
 # a step shown again, /help, /progress, hints) are rationed per chat and kind of input:
 # a burst of a few, then one per interval. A person never notices; a flood gets about
 # one reply a second (one per three seconds for taps on old buttons).
-QUIET = {"button": (1, 3.0), "command": (5, 1.0), "text": (5, 1.0), "other": (3, 1.0)}  # (burst, seconds)
+# "typing…" is rationed too: it shows for seconds anyway, and a flood must not spend the
+# bot's 30 calls a second on it.
+QUIET = {
+    "button": (1, 3.0),
+    "command": (5, 1.0),
+    "text": (5, 1.0),
+    "other": (3, 1.0),
+    "typing": (1, 1.0),
+}  # kind -> (burst, seconds)
 AFTER_THE_END = "/lessons shows the other lessons; /restart goes through this one again."
 HINTS = {  # what the bot expects at each kind of step
     "message": "Tap <b>Continue</b> under the message to go on.",
@@ -94,7 +102,8 @@ def who(update: Update) -> Who | None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None:
         return None
-    return Who(f"tg:{user.id}", f"tg:{chat.id}", chat.id, user.full_name, chat.type == ChatType.PRIVATE)
+    name = well_formed(user.full_name) if isinstance(user.full_name, str) else None  # storable, whatever was sent
+    return Who(f"tg:{user.id}", f"tg:{chat.id}", chat.id, name, chat.type == ChatType.PRIVATE)
 
 
 class Replies:
@@ -166,7 +175,10 @@ def handling(s: Services, update: Update, person: Who) -> Iterator[Replies]:
 
 
 async def typing(s: Services, person: Who) -> None:
-    """Show "typing…" while the bot works; best effort, never retried."""
+    """Show "typing…" while the bot works; best effort, never retried, and at most about
+    once a second per chat (`QUIET["typing"]`)."""
+    if s.quiet(person.chat_id, "typing"):
+        return
     try:
         await s.sender.bot.send_chat_action(person.chat_id, "typing")
     except TelegramError:
