@@ -5,6 +5,12 @@ offset, redelivered until then), the messages in each chat, the answered button 
 Tests act as learners through it (`send_text`, `press`, `send_sticker`) and reach the bot
 through either `FakeRequest` (python-telegram-bot's `BaseRequest` seam, in process) or
 `FakeBotAPIServer` (real HTTP on 127.0.0.1, for the bot running as its own process).
+
+Faults: `fail_next` scripts the next answers of one method; `inject` makes a share (or a
+number) of the calls to some methods fail the way Telegram and the network do: 429 with
+`retry_after`, 500, 502, 403, a malformed body, a dropped connection, or a slow answer
+(the call is carried out, but the client times out before the answer arrives). `delay`
+slows a method down, to keep a queue from draining.
 """
 
 from __future__ import annotations
@@ -12,19 +18,81 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import random
 import re
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"
 BOT_ID = 123456789
 BOT_USERNAME = "argument_tutor_bot"
 RAW_STRING_FIELDS = {"text", "data", "callback_query_id", "parse_mode", "secret_token", "url", "action", "description"}
+
+
+FAULT_KINDS = ("429", "500", "502", "403", "malformed", "drop", "slow")
+MALFORMED = b"{not json"
+
+
+@dataclass
+class Fault:
+    """Calls to `methods` (all if None) in `chats` (all if None) fail as `kind`: each with
+    probability `share`, at most `count` times in all (no limit if None).
+
+    429/500/502/403: Telegram refuses the call (nothing is done). "malformed": Telegram
+    does it, but the answer is `{not json` with status 200. "drop": the connection drops
+    before the call reaches Telegram. "slow": Telegram does it, but answers after the
+    client gave up (in process: `TimedOut` is raised once the call is recorded)."""
+
+    kind: str
+    methods: frozenset[str] | None = None
+    share: float = 1.0
+    count: int | None = None
+    chats: frozenset[int] | None = None
+    retry_after: int = 1
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    hits: list[str] = field(default_factory=list)  # the methods it hit, in order
+    active: bool = True
+
+    def matches(self, method: str, params: dict[str, Any]) -> bool:
+        if not self.active or (self.count is not None and len(self.hits) >= self.count):
+            return False
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.chats is not None:
+            try:
+                if int(params.get("chat_id", 0)) not in self.chats:
+                    return False
+            except (TypeError, ValueError):
+                return False
+        return self.rng.random() < self.share
+
+    def error(self) -> tuple[int, dict[str, Any]]:
+        if self.kind == "429":
+            return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {self.retry_after}",
+                         "parameters": {"retry_after": self.retry_after}}
+        if self.kind == "403":
+            return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+        phrase = {"500": "Internal Server Error", "502": "Bad Gateway"}[self.kind]
+        return int(self.kind), {"ok": False, "error_code": int(self.kind), "description": phrase}
+
+
+@dataclass
+class Answer:
+    """What the fake answers one call with: status, body (None if malformed) and its bytes,
+    and what the transport must do on top ("drop", "slow" or None)."""
+
+    status: int
+    body: dict[str, Any] | None
+    data: bytes
+    effect: str | None = None
 
 
 def plain(text_html: str) -> str:
@@ -48,6 +116,12 @@ class FakeTelegram:
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # method -> canned errors
         self.commands: list[dict[str, Any]] = []
         self.delivered: dict[int, int] = {}  # update_id -> times handed out by getUpdates
+        self.faults: list[Fault] = []
+        self.delays: dict[str, float] = {}  # method -> seconds the transport waits before answering
+        self.slow_seconds = 25.0  # over HTTP, how long a "slow" answer takes (beyond the bot's timeout)
+        self.arrived: dict[tuple[int, int], float] = {}  # (chat, message id) -> time.monotonic() it was sent or edited
+        self.pushed: dict[int, float] = {}  # update_id -> time.monotonic() the learner sent it
+        self.queries: list[str] = []  # the id of every button tap, in order
 
     # --- the learners' side ---------------------------------------------------------------
 
@@ -63,6 +137,7 @@ class FakeTelegram:
         with self.lock:
             update["update_id"] = self.next_update_id
             self.next_update_id += 1
+            self.pushed[update["update_id"]] = time.monotonic()
             self.queue.append(update)
             self.lock.notify_all()
             return update["update_id"]
@@ -111,6 +186,8 @@ class FakeTelegram:
             "chat_instance": f"ci{user_id}",
             "data": data,
         }
+        with self.lock:
+            self.queries.append(query["id"])
         return self._push({"callback_query": query})
 
     # --- what the learner sees ----------------------------------------------------------
@@ -141,6 +218,63 @@ class FakeTelegram:
         """Make the next call of `method` fail with this status and body."""
         with self.lock:
             self.failures.setdefault(method, []).append((status, body))
+
+    def inject(
+        self,
+        kind: str,
+        methods: Iterable[str] | str | None = None,
+        share: float = 1.0,
+        count: int | None = None,
+        chats: Iterable[int] | None = None,
+        retry_after: int = 1,
+        seed: int = 0,
+    ) -> Fault:
+        """Make a share of the calls to `methods` fail as `kind` (see `Fault`); returns the
+        fault, whose `hits` count it and whose `active = False` ends it."""
+        assert kind in FAULT_KINDS, kind
+        fault = Fault(
+            kind,
+            frozenset([methods] if isinstance(methods, str) else methods) if methods is not None else None,
+            share,
+            count,
+            frozenset(chats) if chats is not None else None,
+            retry_after,
+            random.Random(seed),
+        )
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            for fault in self.faults:
+                fault.active = False
+            self.faults.clear()
+
+    def respond(self, token: str, method: str, params: dict[str, Any], wait: float = 0.0, faults: bool = True) -> Answer:
+        """Answer one call, with the injected faults (see `inject`)."""
+        fault = None
+        if faults and token == self.token:
+            with self.lock:
+                fault = next((f for f in self.faults if f.matches(method, params)), None)
+                if fault is not None:
+                    fault.hits.append(method)
+        if fault is None:
+            status, body = self.api(token, method, params, wait)
+            return Answer(status, body, json.dumps(body).encode())
+        if fault.kind == "drop":
+            with self.lock:
+                self.calls.append((method, params))
+            return Answer(0, None, b"", "drop")
+        if fault.kind in ("429", "500", "502", "403"):
+            with self.lock:
+                self.calls.append((method, params))
+            status, body = fault.error()
+            return Answer(status, body, json.dumps(body).encode())
+        status, body = self.api(token, method, params, 0.0)  # carried out; the answer is what fails
+        if fault.kind == "malformed":
+            return Answer(200, None, MALFORMED)
+        return Answer(status, body, json.dumps(body).encode(), "slow")
 
     def api(self, token: str, method: str, params: dict[str, Any], wait: float = 0.0) -> tuple[int, dict[str, Any]]:
         """Answer one Bot API call; getUpdates waits up to `wait` seconds for an update."""
@@ -188,6 +322,7 @@ class FakeTelegram:
                 "text": plain(params["text"]),
             }
             self.next_message_id += 1
+            self.arrived[(chat_id, message["message_id"])] = time.monotonic()
             stored = {"from_bot": True, "html": params["text"], **message}
             markup = params.get("reply_markup")
             if markup:
@@ -199,11 +334,17 @@ class FakeTelegram:
             stored = next((m for m in self.chats.get(chat_id, []) if m["message_id"] == int(params["message_id"])), None)
             if stored is None:
                 return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"}
+            markup = params.get("reply_markup")
+            markup = (markup if isinstance(markup, dict) else json.loads(markup)) if markup else None
+            if (method != "editMessageText" or stored["html"] == params["text"]) and stored.get("reply_markup") == markup:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified: "
+                             "specified new message content and reply markup are exactly the same as a current "
+                             "content and reply markup of the message"}
+            self.arrived[(chat_id, stored["message_id"])] = time.monotonic()
             if method == "editMessageText":
                 stored["html"], stored["text"] = params["text"], plain(params["text"])
-            markup = params.get("reply_markup")
             if markup:
-                stored["reply_markup"] = markup if isinstance(markup, dict) else json.loads(markup)
+                stored["reply_markup"] = markup
             else:
                 stored.pop("reply_markup", None)
             result = {k: v for k, v in stored.items() if k not in ("from_bot", "html")}
@@ -237,15 +378,19 @@ class FakeRequest(BaseRequest):
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None, **_: Any) -> tuple[int, bytes]:
         token, api_method = _split_url(url)
         params = request_data.parameters if request_data else {}
-        if api_method == "getUpdates":
+        answer = self.telegram.respond(token, api_method, params)
+        if api_method == "getUpdates" and answer.effect is None and answer.status == 200 and answer.body and not answer.body["result"]:
             # Long polling without blocking the event loop: look, then wait a little.
-            status, body = self.telegram.api(token, api_method, params)
-            if status == 200 and not body["result"]:
-                await asyncio.sleep(self.poll_wait)
-                status, body = self.telegram.api(token, api_method, params)
-        else:
-            status, body = self.telegram.api(token, api_method, params)
-        return status, json.dumps(body).encode()
+            await asyncio.sleep(self.poll_wait)
+            answer = self.telegram.respond(token, api_method, params, faults=False)
+        delay = self.telegram.delays.get(api_method)
+        if delay:
+            await asyncio.sleep(delay)
+        if answer.effect == "drop":
+            raise NetworkError("httpx.RemoteProtocolError: Server disconnected without sending a response (fake)")
+        if answer.effect == "slow":
+            raise TimedOut("Timed out (fake: Telegram did it, but answered after the client gave up)")
+        return answer.status, answer.data
 
 
 class FakeBotAPIServer:
@@ -256,6 +401,9 @@ class FakeBotAPIServer:
         fake = telegram
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
+            protocol_version = "HTTP/1.1"  # keep-alive, as Telegram: no new connection (and thread) per call
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
@@ -272,8 +420,16 @@ class FakeBotAPIServer:
                                 pass
                         params[key] = value
                 token, method = _split_url(self.path)
-                status, answer = fake.api(token, method, params, wait=long_poll_cap)
-                data = json.dumps(answer).encode()
+                answer = fake.respond(token, method, params, wait=long_poll_cap)
+                delay = fake.delays.get(method)
+                if delay:
+                    time.sleep(delay)
+                if answer.effect == "drop":
+                    self.close_connection = True  # no answer at all: the client sees the connection go
+                    return
+                if answer.effect == "slow":
+                    time.sleep(fake.slow_seconds)
+                status, data = answer.status, answer.data
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -291,7 +447,10 @@ class FakeBotAPIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the bot was killed mid-request, as the crash test intends
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # listen() backlog: the default 5 drops a burst of connections (1 s SYN retries)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
