@@ -25,6 +25,17 @@ class RetryAfterNoise(logging.Filter):
         return not str(record.msg).startswith("Rate limit hit after maximum of")
 
 
+class NoRawBodies(logging.Filter):
+    """Keeps python-telegram-bot from logging a Bot API answer it could not parse: for a
+    garbled getUpdates answer that is other learners' messages. The error itself still
+    reaches the bot's code, which logs it without the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Can not load invalid JSON data"):
+            record.msg, record.args, record.exc_info, record.exc_text = "the Bot API sent an answer that is not JSON", (), None, None
+        return True
+
+
 class RedactingFormatter(logging.Formatter):
     """A formatter that removes secrets from the finished line."""
 
@@ -52,7 +63,8 @@ def setup(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | Non
     root.setLevel(level)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    limiter = logging.getLogger("telegram.ext.AIORateLimiter")
-    if not any(isinstance(f, RetryAfterNoise) for f in limiter.filters):
-        limiter.addFilter(RetryAfterNoise())
+    for name, kind in (("telegram.ext.AIORateLimiter", RetryAfterNoise), ("telegram.request.BaseRequest", NoRawBodies)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
     return handler

@@ -292,3 +292,20 @@ async def test_a_429_logs_a_warning_not_an_error_with_a_traceback(tmp_path: Path
     assert "Telegram asks to wait" in output and " WARNING " in output
     assert "Rate limit hit" not in output
     assert "Traceback" not in output and " ERROR " not in output, output
+
+
+async def test_an_answer_that_is_not_json_is_logged_without_its_body(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logs.setup("INFO", [TOKEN], stream)
+    try:
+        h = Harness(tmp_path)
+        async with h:
+            await h.say(9500, "/start madman-core")  # her name is in what getUpdates returns
+            h.telegram.inject("malformed", "getUpdates", count=2)
+            replies = await h.say(9501, "/help")
+            assert "How this works" in replies[0]["text"]
+    finally:
+        logging.getLogger().removeHandler(handler)
+    output = stream.getvalue()
+    assert "the Bot API sent an answer that is not JSON" in output
+    assert "{not json" not in output and "Can not load invalid JSON data" not in output, output

@@ -124,10 +124,10 @@ def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pres
         # After /forget, these replies are deleted from the outbox as soon as they are sent.
         edit(out, query, None, erase=forgotten)
         notice = [OutMessage(f"<i>{note}</i>")]
-        if reply is None:
-            out.send(notice, erase=forgotten)
-        elif reply.again:
-            out.send(notice + out.render(reply), droppable=True)
+        if forgotten:
+            out.send(notice, erase=True)
+        elif reply is None or reply.again:  # nothing changed: rationed like any refusal
+            out.inform(notice + (out.render(reply) if reply else []))
         else:
             out.show(reply, before=notice)
     if forgotten:
