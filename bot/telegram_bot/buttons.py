@@ -27,6 +27,7 @@ from bot.telegram_bot.render import (
     answered,
     parse_button,
 )
+from bot.telegram_bot.sending import Blocked
 from bot.telegram_bot.services import Replies, Services, Who, handling, services, who
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     s, person, query = services(context), who(update), update.callback_query
     if person is None or query is None:
         return
-    await _answer(query, None if person.private else IN_GROUP)
+    await _answer(s, query, None if person.private else IN_GROUP)
     if not person.private:  # a button in a group never starts a one-to-one lesson there
         with s.store.atomic():
             s.inbox.mark_handled(update.update_id)
@@ -62,11 +63,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         confirm(s, person, update, query, pressed)
 
 
-async def _answer(query: CallbackQuery, text: str | None) -> None:
+async def _answer(s: Services, query: CallbackQuery, text: str | None) -> None:
+    """Answer the tap at once, so the button stops spinning; tried twice, then let go."""
     try:
-        await query.answer(text)  # at once, so the button stops spinning
-    except TelegramError:
-        pass  # too old to answer (e.g. handled again after a restart); the reply still follows
+        await s.sender.call(lambda: query.answer(text), attempts=2)
+    except (TelegramError, Blocked):
+        pass  # e.g. too old to answer (handled again after a restart); the reply still follows
 
 
 def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ChoiceButton | ContinueButton) -> None:

@@ -38,14 +38,15 @@ class Sender:
         self.attempts = attempts
         self.first_delay = first_delay
 
-    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, make: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
         """Run one Bot API call, retrying after RetryAfter and network errors; the last error is raised."""
         delay = self.first_delay
-        for attempt in range(1, self.attempts + 1):
+        attempts = attempts or self.attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return await make()
             except RetryAfter as exc:
-                if attempt == self.attempts:
+                if attempt == attempts:
                     raise
                 wait = seconds(exc.retry_after)
                 log.warning("Telegram asks to wait %.1f s", wait)
@@ -53,7 +54,7 @@ class Sender:
             except Forbidden as exc:
                 raise Blocked(str(exc)) from exc
             except NetworkError as exc:  # TimedOut, 5xx and dropped connections among them
-                if isinstance(exc, BadRequest) or attempt == self.attempts:
+                if isinstance(exc, BadRequest) or attempt == attempts:
                     raise
                 log.warning("network error (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
