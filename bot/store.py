@@ -222,6 +222,7 @@ class Store:
             # Raises DatabaseError, one clear line, for a path that cannot be used.
             self.db = open_database(self.path, migrations)
             self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a crash
         self.db.execute("PRAGMA busy_timeout = 5000")
         self.db.execute("PRAGMA foreign_keys = ON")
         # Deleted content is overwritten, so that a forgotten learner leaves no trace in the file.
