@@ -69,7 +69,7 @@ FRESH = (801, 802, 803, 804)  # no lesson yet
 USERS = MIDS + FRESH
 GROUPS = ((-1001234567890, "supergroup"), (-4321, "group"))
 DATE = 1_700_000_000
-SETTLE = 5.0  # seconds for a batch to be handled and its replies sent
+SETTLE = 20.0  # seconds for a batch to be handled and its replies sent (generous: CI machines are busy)
 GROUP_NOTE = "Group study is not available yet"
 
 TOTALS: Counter = Counter()  # across all examples, printed by the last test
@@ -356,7 +356,11 @@ async def _settle(h: Harness, ids: list[int]) -> float:
             return loop.time() - start
         await asyncio.sleep(0.02)
     rows = db.execute(f"SELECT update_id, handled_at FROM inbox WHERE update_id >= {min(ids)} AND handled_at IS NULL").fetchall()
-    raise AssertionError(f"not settled in {SETTLE} s: unhandled {rows[:5]}, workers {list(h.dispatcher.workers)[:5]}")
+    waiting = db.execute("SELECT id, chat_id, kind, attempts, error FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").fetchall()
+    raise AssertionError(
+        f"not settled in {SETTLE} s: {stored} of {len(ids)} stored, unhandled {rows[:5]}, "
+        f"replies waiting {waiting[:5]}, workers {list(h.dispatcher.workers)[:5]}"
+    )
 
 
 def _fits(value: Any, before: State) -> bool:
