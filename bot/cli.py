@@ -220,7 +220,9 @@ def run() -> None:
     lessons = load_lessons([settings.dialogues])
     # One bot per database, checked before anything goes over the network.
     with database_errors(), single_instance(settings.database):
-        store = Store(settings.database)
+        # The bot waits out another process's lock without blocking its event loop (see
+        # bot.store.wait_out), so a statement gives up quickly and other chats go on.
+        store = Store(settings.database, busy_timeout=0.2)
         try:
             run_bot(settings, Tutor(store, lessons))
         except InvalidToken:

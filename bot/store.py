@@ -210,9 +210,12 @@ def fold(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, An
 class Store:
     """The project's one SQLite database."""
 
-    def __init__(self, path: Path | str = ":memory:", clock: Clock = utc_now):
+    def __init__(self, path: Path | str = ":memory:", clock: Clock = utc_now, busy_timeout: float = 5.0):
+        """`busy_timeout`: seconds a statement waits for another process's write lock
+        before it fails with "database is locked" (a transient error, see `wait_out`)."""
         self.path = None if str(path) == ":memory:" else Path(path)
         self.clock = clock
+        self.busy_timeout = busy_timeout
         self._open()
 
     def _open(self) -> None:
@@ -223,7 +226,7 @@ class Store:
             self.db = open_database(self.path, migrations)
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a crash
-        self.db.execute("PRAGMA busy_timeout = 5000")
+        self.db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
         # Deleted content is overwritten, so that a forgotten learner leaves no trace in the file.
         self.db.execute("PRAGMA secure_delete = ON")

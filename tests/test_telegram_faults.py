@@ -309,3 +309,14 @@ async def test_an_answer_that_is_not_json_is_logged_without_its_body(tmp_path: P
     output = stream.getvalue()
     assert "the Bot API sent an answer that is not JSON" in output
     assert "{not json" not in output and "Can not load invalid JSON data" not in output, output
+
+
+async def test_a_second_poller_on_the_token_is_named_and_waited_out(tmp_path: Path, caplog) -> None:
+    h = Harness(tmp_path)
+    conflict = {"ok": False, "error_code": 409, "description": "Conflict: terminated by other getUpdates request"}
+    h.telegram.fail_next("getUpdates", 409, conflict)
+    with caplog.at_level(logging.WARNING):
+        async with h:
+            replies = await h.say(9600, "/help")  # served once the other poller is gone
+            assert "How this works" in replies[0]["text"]
+    assert "another process is fetching updates with this bot's token" in caplog.text
