@@ -334,6 +334,8 @@ class FakeTelegram:
             stored = next((m for m in self.chats.get(chat_id, []) if m["message_id"] == int(params["message_id"])), None)
             if stored is None:
                 return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"}
+            if not stored.get("from_bot"):
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message can't be edited"}
             markup = params.get("reply_markup")
             markup = (markup if isinstance(markup, dict) else json.loads(markup)) if markup else None
             if (method != "editMessageText" or stored["html"] == params["text"]) and stored.get("reply_markup") == markup:

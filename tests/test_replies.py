@@ -138,3 +138,19 @@ async def test_every_event_keeps_its_update_id(tmp_path: Path) -> None:
         events = h.events(ALICE)
         assert [e["input"]["kind"] for e in events] == ["start", "continue", "start"]
         assert all(isinstance(e["update_id"], int) for e in events), json.dumps(events, default=str)
+
+
+async def test_an_edit_that_keeps_failing_is_given_up_and_holds_nothing_back(tmp_path: Path, monkeypatch) -> None:
+    from bot.telegram_bot import outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "RETRY_FIRST", 0.05)
+    monkeypatch.setattr(outbox_module, "RETRY_MAX", 0.1)
+    async with Harness(tmp_path) as h:
+        h.app.bot_data["services"].sender.first_delay = 0.01
+        await h.say(ALICE, "/start madman-core")
+        for _ in range(100):  # taking the buttons off the tapped message never works
+            h.telegram.fail_next("editMessageReplyMarkup", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+        h.telegram.press(ALICE, h.last(ALICE)["message_id"], h.telegram.buttons(h.last(ALICE))[0][1])
+        await wait_for(lambda: "You will read" in h.last(ALICE)["text"], timeout=15)  # the next step arrives
+        row = h.store.db.execute("SELECT failed_at, error FROM outbox WHERE kind = 'edit'").fetchone()
+        assert row[0] and row[1].startswith("gave up")

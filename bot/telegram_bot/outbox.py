@@ -7,7 +7,8 @@ Telegram confirms it. If the process dies in between, the rows are still there a
 out at the next start, before anything newer for that chat. A send that fails for a
 reason that may pass (network, 5xx, a long RetryAfter) stays in the outbox and is tried
 again later, still in order; one that can never succeed (the learner blocked the bot, a
-message that no longer exists) is marked failed with its error and skipped.
+message that no longer exists) is marked failed with its error and skipped, and so is an
+edit that failed `EDIT_ATTEMPTS` times (it only tidies up an older message).
 
 A message goes out at least once. It can go out twice only in the narrow window between
 Telegram's confirmation and the mark in the database (a crash right then, or a database
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 RETRY_FIRST = 2.0  # seconds before a failed send is tried again; doubles up to RETRY_MAX
 RETRY_MAX = 120.0
+EDIT_ATTEMPTS = 5  # an edit that failed this often is given up (a message is retried for ever)
 PENDING = "sent_at IS NULL AND failed_at IS NULL"
 
 
@@ -215,6 +217,11 @@ class Outbox:
             return True
         except (TelegramError, OSError) as exc:  # network, 5xx, flood control, a revoked token
             attempts = row.attempts + 1
+            if row.kind == "edit" and attempts >= EDIT_ATTEMPTS and not isinstance(exc, InvalidToken):
+                # An edit only tidies a message up: it must not hold the chat's replies back for good.
+                log.warning("outbox: giving up on an edit in chat %s after %d tries (%s)", row.chat_id, attempts, exc)
+                await wait_out(lambda: self._fail(row.id, f"gave up: {type(exc).__name__}: {exc}"), "recording what was sent")
+                return True
             wait = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
             self.retry_at[row.chat_id] = asyncio.get_running_loop().time() + wait
             level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
