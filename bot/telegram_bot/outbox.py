@@ -206,28 +206,29 @@ class Outbox:
         try:
             message_id = await self._call(row)
         except Blocked as exc:
-            await wait_out(lambda: self._fail_chat(row.chat_id, f"blocked: {exc}"), "recording what was sent")
+            error = f"blocked: {exc}"
+            await wait_out(lambda: self._fail_chat(row.chat_id, error), "recording what was sent")
             return True
         except BadRequest as exc:
             if "not modified" in str(exc).lower():  # the edit was made already
                 await wait_out(lambda: self._mark_sent(row, None), "recording what was sent")
                 return True
             log.warning("outbox: %s to chat %s refused by Telegram: %s", row.kind, row.chat_id, exc)
-            await wait_out(lambda: self._fail(row.id, f"refused: {exc}"), "recording what was sent")
+            error = f"refused: {exc}"
+            await wait_out(lambda: self._fail(row.id, error), "recording what was sent")
             return True
         except (TelegramError, OSError) as exc:  # network, 5xx, flood control, a revoked token
-            attempts = row.attempts + 1
+            attempts, error = row.attempts + 1, f"{type(exc).__name__}: {exc}"
             if row.kind == "edit" and attempts >= EDIT_ATTEMPTS and not isinstance(exc, InvalidToken):
                 # An edit only tidies a message up: it must not hold the chat's replies back for good.
-                log.warning("outbox: giving up on an edit in chat %s after %d tries (%s)", row.chat_id, attempts, exc)
-                await wait_out(lambda: self._fail(row.id, f"gave up: {type(exc).__name__}: {exc}"), "recording what was sent")
+                log.warning("outbox: giving up on an edit in chat %s after %d tries (%s)", row.chat_id, attempts, error)
+                await wait_out(lambda: self._fail(row.id, f"gave up: {error}"), "recording what was sent")
                 return True
             wait = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
             self.retry_at[row.chat_id] = asyncio.get_running_loop().time() + wait
             level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
-            log.log(level, "outbox: %s to chat %s failed (%s: %s); trying again in %.0f s",
-                    row.kind, row.chat_id, type(exc).__name__, exc, wait)
-            await wait_out(lambda: self._count_attempt(row.id, f"{type(exc).__name__}: {exc}"), "recording what was sent")
+            log.log(level, "outbox: %s to chat %s failed (%s); trying again in %.0f s", row.kind, row.chat_id, error, wait)
+            await wait_out(lambda: self._count_attempt(row.id, error), "recording what was sent")
             return False
         # Telegram has it now. A crash before the next line sends it again at the next start.
         await wait_out(lambda: self._mark_sent(row, message_id), "recording what was sent")
