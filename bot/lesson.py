@@ -11,10 +11,12 @@ A node's kind is given by the one key that carries its text:
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -36,7 +38,27 @@ OPTIONS_MAX = 8
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 MapId = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]*$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+LIST_ITEM = re.compile(r"^\s*(?:[-•*]|\d{1,2}[.)])\s")
+
+
+def reflow(text: str) -> str:
+    """Text as a reader sees it: the line breaks an author types inside a paragraph are
+    joined (a phone or a terminal wraps the lines itself); a blank line starts a new
+    paragraph, and a list item (`- `, `• `, `* `, `1. `, `1) `) keeps its own line."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    out = []
+    for paragraph in paragraphs:
+        lines: list[str] = []
+        for line in paragraph.split("\n"):
+            if lines and not LIST_ITEM.match(line) and line.strip():
+                lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+            elif line.strip():
+                lines.append(line.rstrip())
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(reflow)]
 
 
 class Strict(BaseModel):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.engine import Feedback, Notice, Step, Summary
-from bot.loader import load_text
+from bot.lesson import LIST_ITEM, reflow
+from bot.loader import load_all, load_text
 from bot.telegram_bot.render import (
     BadButton,
     ChoiceButton,
@@ -16,6 +19,7 @@ from bot.telegram_bot.render import (
     messages,
     parse_button,
     split,
+    step_message,
 )
 
 LESSON = load_text(
@@ -115,3 +119,18 @@ def test_the_longest_ids_fit_in_64_bytes() -> None:
 def test_garbled_button_data_is_refused(data) -> None:
     with pytest.raises(BadButton):
         parse_button(data)
+
+
+def test_line_breaks_inside_a_paragraph_are_joined_lists_and_paragraphs_kept() -> None:
+    assert reflow("The madman theory says\nthat fear works.\n\n1. A threat\n   that is believed\n2. A promise") == (
+        "The madman theory says that fear works.\n\n1. A threat that is believed\n2. A promise"
+    )
+    dialogues = Path(__file__).resolve().parent.parent / "dialogues"
+    for loaded in load_all([dialogues]).values():
+        for node in loaded.lesson.nodes.values():
+            for paragraph in node.text.split("\n\n"):
+                for line in paragraph.split("\n")[1:]:  # a line break inside a paragraph starts a list item
+                    assert LIST_ITEM.match(line), (node.id, paragraph)
+    core = load_all([dialogues / "madman-core.yaml"])["madman-core"].lesson
+    message = step_message("madman-core", Step("remedy-m1", "message", core.nodes["remedy-m1"].text, (), 1, 1, "x"))
+    assert "\n1. If I refuse, I will be hurt" in message.text and "\n2. If I comply" in message.text
