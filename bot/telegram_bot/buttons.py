@@ -75,30 +75,23 @@ def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, 
     value = Choose(pressed.node, pressed.option) if isinstance(pressed, ChoiceButton) else Continue(pressed.node)
     with handling(s, update, person) as out:
         reply = s.tutor.act(person.learner, person.chat, value, pressed.lesson, update.update_id)
-        if isinstance(reply.error, StaleInput) and _tapped_again(s, person, query, pressed.lesson, value):
-            return  # a second tap on the button just accepted: its reply is on its way
-        if reply.error is None or isinstance(reply.error, (StaleInput, LessonFinished)):
-            # Answered now, or it belongs to a step that is over: it takes no more taps.
+        # The tapped message's buttons were taken off already (for this tap's twin, or an older answer).
+        edited = (
+            reply.error is not None
+            and isinstance(query.message, Message)
+            and s.outbox.edited(person.chat_id, query.message.message_id)
+        )
+        if isinstance(reply.error, StaleInput) and edited and s.tutor.accepted_already(person.learner, person.chat, pressed.lesson, value):
+            return  # a second tap on the very button just accepted: its reply is on its way
+        if reply.error is None or (isinstance(reply.error, (StaleInput, LessonFinished)) and not edited):
+            # Answered now, or it belongs to a step that is over: it takes no more taps. (Not
+            # edited again: a flood of taps on an old button would cost a Bot API call each.)
             text = None
             if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
                 node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
                 text = answered(query.message.text_html, node.options[pressed.option].text)
-            # Not again for a message whose buttons are off already: a flood of taps on an
-            # old button would otherwise cost a Bot API call each.
-            if reply.error is None or not (isinstance(query.message, Message) and s.outbox.edited(person.chat_id, query.message.message_id)):
-                edit(out, query, text)
+            edit(out, query, text)
         out.show(reply)
-
-
-def _tapped_again(s: Services, person: Who, query: CallbackQuery, lesson_id: str, value: Choose | Continue) -> bool:
-    """A second tap on the very button just accepted: the learner's last input, on the
-    message whose buttons were taken off for it (not on a copy of that step sent again)."""
-    message = query.message
-    return (
-        isinstance(message, Message)
-        and s.tutor.accepted_already(person.learner, person.chat, lesson_id, value)
-        and s.outbox.edited(person.chat_id, message.message_id)
-    )
 
 
 def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ConfirmButton) -> None:
