@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -128,6 +129,16 @@ def tiny() -> LoadedLesson:
 def lesson_text():
     """`lesson_text(("old", "new"), ...)`: the tiny lesson's YAML, tweaked."""
     return tiny_text
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path):
+    """No token or TUTORBOT_* setting leaks in, and no .env or database of the checkout is
+    used: for tests that run the `tutorbot` command as a user would."""
+    for name in list(os.environ):
+        if name.startswith("TUTORBOT_") or name == "TELEGRAM_BOT_TOKEN":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -24,13 +24,7 @@ WELCOME_BACK = "(Welcome back to “Madman theory: why threats need promises”.
 SUMMARY = re.compile(r"^(?P<file>\S+): (?P<id>[a-z0-9][a-z0-9_-]*): ok: \d+ nodes?, \d+ questions?, \d+ endings?, about \d+ minutes?$")
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    """No token or TUTORBOT_* setting leaks in, and no .env or database of the checkout is used."""
-    for name in list(os.environ):
-        if name.startswith("TUTORBOT_") or name == "TELEGRAM_BOT_TOKEN":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

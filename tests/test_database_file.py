@@ -36,13 +36,7 @@ AS_ROOT = os.geteuid() == 0
 ROOT_WRITES_ANYWAY = "root may write to read-only files and folders; see the os.access test instead"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    """No token or TUTORBOT_* setting leaks in, and no .env or database of the checkout is used."""
-    for name in list(os.environ):
-        if name.startswith("TUTORBOT_") or name == "TELEGRAM_BOT_TOKEN":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def tutorbot() -> list[str]:

@@ -97,19 +97,20 @@ ORDINARY = [text(ALICE, "/start madman-core"), text(BOB, "/start madman-core"), 
 SET_ASIDE = {name for name, (_, outcome) in POISON.items() if outcome == "set aside"}
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
+def wait_until(condition, seconds: float) -> None:
+    """Poll `condition` until it holds or `seconds` pass (the caller asserts what it needs)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.05)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
-    def set_aside(self) -> list[int]:
-        return [int(r.getMessage().split()[1]) for r in self.records if " set aside: " in r.getMessage()]
+def set_aside_lines(records: list[logging.LogRecord]) -> list[int]:
+    """The update ids named by the log's "set aside" lines."""
+    return [int(r.getMessage().split()[1]) for r in records if " set aside: " in r.getMessage()]
 
-    def tracebacks(self) -> list[str]:
-        return [r.getMessage() for r in self.records if r.exc_info]
+
+def tracebacks(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if r.exc_info]
 
 
 async def quinn_at_a_question(folder: Path) -> FakeTelegram:
@@ -178,7 +179,7 @@ def restarted(folder: Path, before: FakeTelegram) -> Harness:
     return h
 
 
-async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(tmp_path: Path) -> None:
+async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(tmp_path: Path, caplog) -> None:
     before = await quinn_at_a_question(tmp_path)
     store = Store(tmp_path / "bot.db")
     quinn_before = store.progress(f"tg:{QUINN}", "madman-core", f"tg:{QUINN}")
@@ -186,74 +187,71 @@ async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(
     ids = store_unhandled(tmp_path / "bot.db", before.next_update_id)
     by_id = {update_id: name for name, update_id in ids.items()}
 
-    records = Records()
-    logging.getLogger().addHandler(records)
-    try:
-        # The first start: everything stored is handled; the bot keeps running.
-        h = restarted(tmp_path, before)
-        async with h:
-            await settled(h)
-            rows = {u: r for u, r in inbox(tmp_path / "bot.db").items() if u in by_id}
-            assert all(handled for handled, _, _ in rows.values())
-            aside = {by_id[u] for u, (_, failed, _) in rows.items() if failed}
-            print("\nset aside:", {name: rows[ids[name]][2] for name in sorted(aside)})
-            assert aside == SET_ASIDE
-            assert sorted(records.set_aside()) == sorted(ids[name] for name in SET_ASIDE)  # one line each
-            assert records.tracebacks() == []
+    caplog.set_level(logging.WARNING)
+    caplog.clear()  # what the setup logged is not this test's
+    # The first start: everything stored is handled; the bot keeps running.
+    h = restarted(tmp_path, before)
+    async with h:
+        await settled(h)
+        rows = {u: r for u, r in inbox(tmp_path / "bot.db").items() if u in by_id}
+        assert all(handled for handled, _, _ in rows.values())
+        aside = {by_id[u] for u, (_, failed, _) in rows.items() if failed}
+        print("\nset aside:", {name: rows[ids[name]][2] for name in sorted(aside)})
+        assert aside == SET_ASIDE
+        assert sorted(set_aside_lines(caplog.records)) == sorted(ids[name] for name in SET_ASIDE)  # one line each
+        assert tracebacks(caplog.records) == []
 
-            # The other learners were served, from what was stored before the start.
-            assert "Welcome!" in h.telegram.bot_messages(ALICE)[-1]["text"]
-            bob = [m["text"] for m in h.telegram.bot_messages(BOB)]
-            assert "Welcome!" in bob[0] and "How this works" in bob[-1]
+        # The other learners were served, from what was stored before the start.
+        assert "Welcome!" in h.telegram.bot_messages(ALICE)[-1]["text"]
+        bob = [m["text"] for m in h.telegram.bot_messages(BOB)]
+        assert "Welcome!" in bob[0] and "How this works" in bob[-1]
 
-            # What each handled poison update got.
-            assert [m["text"] for m in h.telegram.bot_messages(702)] == [
-                "Hello! Send /start to begin a lesson, or /help to see what I can do."]
-            assert "How this works" in h.telegram.bot_messages(707)[0]["text"]  # the huge update_id
-            assert h.telegram.bot_messages(711)[0]["text"] == "There is no lesson called “\ufffd”."  # a lone surrogate
-            for silent in (701, 703, 704, 705, 706, 708, 709, -100708):
-                assert h.telegram.bot_messages(silent) == [], silent
-            answers = [p for m, p in h.telegram.calls if m == "answerCallbackQuery"]
-            assert [(a["callback_query_id"], a.get("text")) for a in answers] == [("q708", IN_GROUP)]
-            refusals = [
-                (update_id, json.loads(body)["text"], error)
-                for update_id, body, error in h.store.db.execute(
-                    "SELECT update_id, body, error FROM outbox WHERE chat_id = ? AND update_id IN (?, ?) ORDER BY id",
-                    [QUINN, ids["typed ²"], ids["typed ①"]],
-                )
-            ]
-            for name in ("typed ²", "typed ①"):  # each answered (the first reply may be overtaken by the second)
-                assert any(u == ids[name] and NOT_AN_OPTION in t for u, t, _ in refusals), (name, refusals)
-            assert NOT_AN_OPTION in "".join(m["text"] for m in h.telegram.bot_messages(QUINN))
-            assert h.store.progress(f"tg:{QUINN}", "madman-core", f"tg:{QUINN}") == quinn_before
-            assert h.store.events(learner="tg:706") == [] and h.store.events(learner="tg:708") == []
+        # What each handled poison update got.
+        assert [m["text"] for m in h.telegram.bot_messages(702)] == [
+            "Hello! Send /start to begin a lesson, or /help to see what I can do."]
+        assert "How this works" in h.telegram.bot_messages(707)[0]["text"]  # the huge update_id
+        assert h.telegram.bot_messages(711)[0]["text"] == "There is no lesson called “\ufffd”."  # a lone surrogate
+        for silent in (701, 703, 704, 705, 706, 708, 709, -100708):
+            assert h.telegram.bot_messages(silent) == [], silent
+        answers = [p for m, p in h.telegram.calls if m == "answerCallbackQuery"]
+        assert [(a["callback_query_id"], a.get("text")) for a in answers] == [("q708", IN_GROUP)]
+        refusals = [
+            (update_id, json.loads(body)["text"], error)
+            for update_id, body, error in h.store.db.execute(
+                "SELECT update_id, body, error FROM outbox WHERE chat_id = ? AND update_id IN (?, ?) ORDER BY id",
+                [QUINN, ids["typed ²"], ids["typed ①"]],
+            )
+        ]
+        for name in ("typed ²", "typed ①"):  # each answered (the first reply may be overtaken by the second)
+            assert any(u == ids[name] and NOT_AN_OPTION in t for u, t, _ in refusals), (name, refusals)
+        assert NOT_AN_OPTION in "".join(m["text"] for m in h.telegram.bot_messages(QUINN))
+        assert h.store.progress(f"tg:{QUINN}", "madman-core", f"tg:{QUINN}") == quinn_before
+        assert h.store.events(learner="tg:706") == [] and h.store.events(learner="tg:708") == []
 
-            # The bot goes on polling, from after the huge update_id: new updates are served.
-            replies = await h.tap(ALICE, h.last(ALICE), "Continue ▸")
-            assert replies and "Continue" in json.dumps(h.telegram.buttons(replies[-1]))
-            replies = await h.say(BOB, "\ud800")  # a lone surrogate through the poller itself
-            assert replies
-            await settled(h)
-        first = inbox(tmp_path / "bot.db")
-        lines = len(records.set_aside())
+        # The bot goes on polling, from after the huge update_id: new updates are served.
+        replies = await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        assert replies and "Continue" in json.dumps(h.telegram.buttons(replies[-1]))
+        replies = await h.say(BOB, "\ud800")  # a lone surrogate through the poller itself
+        assert replies
+        await settled(h)
+    first = inbox(tmp_path / "bot.db")
+    lines = len(set_aside_lines(caplog.records))
 
-        # The second start: nothing is set aside again, nothing is handled again.
-        sent_before = {chat: len(messages) for chat, messages in h.telegram.chats.items()}
-        h2 = restarted(tmp_path, h.telegram)
-        async with h2:
-            await settled(h2)
-            replies = await h2.say(ALICE, "/progress")
-            assert "Part 1 of 4" in replies[0]["text"]
-            await settled(h2)
-        assert len(records.set_aside()) == lines
-        assert records.tracebacks() == []
-        after = inbox(tmp_path / "bot.db")
-        assert {u: after[u] for u in first} == first  # the same rows, handled and set aside as before
-        for chat, count in sent_before.items():
-            if chat != ALICE:
-                assert len(h2.telegram.chats.get(chat, [])) == count, f"chat {chat} was sent something again"
-    finally:
-        logging.getLogger().removeHandler(records)
+    # The second start: nothing is set aside again, nothing is handled again.
+    sent_before = {chat: len(messages) for chat, messages in h.telegram.chats.items()}
+    h2 = restarted(tmp_path, h.telegram)
+    async with h2:
+        await settled(h2)
+        replies = await h2.say(ALICE, "/progress")
+        assert "Part 1 of 4" in replies[0]["text"]
+        await settled(h2)
+    assert len(set_aside_lines(caplog.records)) == lines
+    assert tracebacks(caplog.records) == []
+    after = inbox(tmp_path / "bot.db")
+    assert {u: after[u] for u in first} == first  # the same rows, handled and set aside as before
+    for chat, count in sent_before.items():
+        if chat != ALICE:
+            assert len(h2.telegram.chats.get(chat, [])) == count, f"chat {chat} was sent something again"
 
 
 def test_the_bot_process_starts_on_a_poisoned_inbox(fake_server, tmp_path: Path) -> None:  # noqa: F811
@@ -266,14 +264,10 @@ def test_the_bot_process_starts_on_a_poisoned_inbox(fake_server, tmp_path: Path)
     bot = BotProcess(server, tmp_path / "bot.db", log)
     bot.start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (telegram.bot_messages(ALICE) and len(telegram.bot_messages(BOB)) >= 2):
-            time.sleep(0.05)
+        wait_until(lambda: telegram.bot_messages(ALICE) and len(telegram.bot_messages(BOB)) >= 2, 20)
         assert "Welcome!" in telegram.bot_messages(ALICE)[-1]["text"], log.read_text()
         telegram.send_text(ALICE, "/progress")  # served live, after the huge update_id
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and "Part 1 of 4" not in telegram.bot_messages(ALICE)[-1]["text"]:
-            time.sleep(0.05)
+        wait_until(lambda: "Part 1 of 4" in telegram.bot_messages(ALICE)[-1]["text"], 15)
         assert "Part 1 of 4" in telegram.bot_messages(ALICE)[-1]["text"]
     finally:
         assert bot.stop() == 0
@@ -287,9 +281,7 @@ def test_the_bot_process_starts_on_a_poisoned_inbox(fake_server, tmp_path: Path)
     bot.start()  # a second start: nothing is set aside again
     try:
         telegram.send_text(BOB, "/progress")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and "Part 1 of 4" not in telegram.bot_messages(BOB)[-1]["text"]:
-            time.sleep(0.05)
+        wait_until(lambda: "Part 1 of 4" in telegram.bot_messages(BOB)[-1]["text"], 15)
         assert "Part 1 of 4" in telegram.bot_messages(BOB)[-1]["text"]
     finally:
         assert bot.stop() == 0
