@@ -154,3 +154,21 @@ async def test_an_edit_that_keeps_failing_is_given_up_and_holds_nothing_back(tmp
         await wait_for(lambda: "You will read" in h.last(ALICE)["text"], timeout=15)  # the next step arrives
         row = h.store.db.execute("SELECT failed_at, error FROM outbox WHERE kind = 'edit'").fetchone()
         assert row[0] and row[1].startswith("gave up")
+
+
+async def test_a_tap_on_a_message_whose_text_cannot_be_read_back_is_still_answered(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        for _ in range(3):
+            await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        question = h.last(ALICE)
+        data = next(d for _, d in h.telegram.buttons(question))
+        forged = {k: v for k, v in question.items() if k not in ("from_bot", "html")}
+        forged["text"] = "x\ud800"  # a lone surrogate: the text cannot be encoded to count entities
+        query = {"id": "s1", "from": {"id": ALICE, "is_bot": False, "first_name": "A"}, "message": forged,
+                 "chat_instance": "c", "data": data}
+        update_id = h.telegram._push({"callback_query": query})
+        await h.handled(update_id)
+        failed = h.store.db.execute("SELECT failed_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()[0]
+        assert failed is None  # answered, not set aside
+        assert [e["input"]["kind"] for e in h.events(ALICE)][-1] == "choose"

@@ -87,11 +87,23 @@ def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, 
             # Answered now, or it belongs to a step that is over: it takes no more taps. (Not
             # edited again: a flood of taps on an old button would cost a Bot API call each.)
             text = None
-            if reply.error is None and isinstance(pressed, ChoiceButton) and isinstance(query.message, Message):
+            shown = _html(query.message)
+            if reply.error is None and isinstance(pressed, ChoiceButton) and shown is not None:
                 node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
-                text = answered(query.message.text_html, node.options[pressed.option].text)
+                text = answered(shown, node.options[pressed.option].text)
             edit(out, query, text)
         out.show(reply)
+
+
+def _html(message: object) -> str | None:
+    """The tapped message's text as HTML; None if there is none or it cannot be read back
+    (python-telegram-bot counts in UTF-16, which a lone surrogate in forged text breaks)."""
+    if not isinstance(message, Message):
+        return None
+    try:
+        return message.text_html
+    except (UnicodeError, ValueError, TypeError):
+        return None
 
 
 def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ConfirmButton) -> None:
