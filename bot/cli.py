@@ -6,22 +6,26 @@ so a user sees one clear line and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from pydantic import ValidationError
 
 from bot.console import Console
 from bot.database_file import DatabaseError, single_instance
+from bot.engine import graded_questions
+from bot.graph import graph_dot, graph_mermaid
 from bot.lesson import ChoiceNode, EndNode, WriteNode
 from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings
 from bot.store import Store
 from bot.tutor import Tutor
-from bot.validate import estimated_minutes, graph_dot
+from bot.validate import estimated_minutes
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -31,6 +35,15 @@ def load_settings(**overrides: object) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise click.ClickException(f"bad setting: {problems}") from None
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def report_problems(exc: LessonError) -> NoReturn:
+    """Broken dialogue files as `tutorbot check` shows them: every problem on stdout, one a
+    line, the count on stderr, and exit 1."""
+    for problem in exc.problems:
+        click.echo(str(problem))
+    click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
+    sys.exit(1)
 
 
 def load_lessons(paths: list[Path]) -> dict[str, LoadedLesson]:
@@ -55,12 +68,14 @@ def database_errors() -> Iterator[None]:
 def describe(loaded: LoadedLesson) -> str:
     lesson = loaded.lesson
     nodes = lesson.nodes.values()
-    questions = sum(isinstance(n, (ChoiceNode, WriteNode)) for n in nodes)
+    questions = graded_questions(lesson)  # the count a learner's score is out of
+    own = sum(isinstance(n, WriteNode) or (isinstance(n, ChoiceNode) and not n.graded) for n in nodes)
     endings = sum(isinstance(n, EndNode) for n in nodes)
     minutes = estimated_minutes(lesson)
     count = len(lesson.nodes)
+    yours = f" (+ {own} for your own view)" if own else ""
     return (
-        f"{count} node{'s' * (count != 1)}, {questions} question{'s' * (questions != 1)}, "
+        f"{count} node{'s' * (count != 1)}, {questions} question{'s' * (questions != 1)}{yours}, "
         f"{endings} ending{'s' * (endings != 1)}, about {minutes} minute{'s' * (minutes != 1)}"
     )
 
@@ -94,21 +109,39 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--lesson", "lesson_id", help="Lesson id (see `tutorbot lessons`); default: where you were last.")
 @click.option("--learner", default="me", show_default=True, help="Whose progress this is; keeps learners apart in one database.")
 @click.option("--db", "database", type=click.Path(path_type=Path), help="Database file [default: tutorbot.db].")
 @click.option("--restart", is_flag=True, help="Start the lesson over.")
 @click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons.")
-def play(lesson_id: str | None, learner: str, database: Path | None, restart: bool, dialogues: Path | None) -> None:
-    """Play a lesson in the terminal. Quit any time (/quit, Ctrl-D, Ctrl-C); run again to resume."""
+def play(
+    path: Path | None, lesson_id: str | None, learner: str, database: Path | None, restart: bool, dialogues: Path | None
+) -> None:
+    """Play a lesson in the terminal. Quit any time (/quit, Ctrl-D, Ctrl-C); run again to resume.
+
+    PATH is a dialogue file to play, wherever it is (`tutorbot play draft.yaml`): it is
+    checked first, and a broken one is reported as `tutorbot check` reports it. Without
+    PATH the lesson comes from the dialogues folder: --lesson, else where you were last.
+    """
+    if path is not None and dialogues is not None:
+        raise click.UsageError("give a dialogue file or --dialogues, not both")
     settings = load_settings(database=database, dialogues=dialogues)
-    lessons = load_lessons([settings.dialogues])
-    if lesson_id is not None:
-        pick_lesson(lessons, lesson_id, settings.default_lesson)
+    if path is not None:
+        try:
+            lessons = load_all([path])
+        except LessonError as exc:
+            report_problems(exc)
+        lesson_id = pick_lesson(lessons, lesson_id, next(iter(lessons)))
+    else:
+        lessons = load_lessons([settings.dialogues])
+        if lesson_id is not None:
+            pick_lesson(lessons, lesson_id, settings.default_lesson)
     with database_errors():
         store = Store(settings.database)
     try:
-        console = Console(Tutor(store, lessons), learner, write=click.echo)
+        again = f"tutorbot play {shlex.quote(str(path))} --restart" if path is not None else None
+        console = Console(Tutor(store, lessons), learner, write=click.echo, again=again)
         if lesson_id is None:
             latest = store.latest_progress(console.learner, "console")
             fallback = latest.lesson if latest and latest.lesson in lessons else settings.default_lesson
@@ -130,10 +163,7 @@ def check(paths: tuple[Path, ...]) -> None:
     try:
         lessons = load_all(targets)
     except LessonError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem))
-        click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
-        sys.exit(1)
+        report_problems(exc)
     for loaded in lessons.values():
         click.echo(f"{loaded.path}: {loaded.lesson.id}: ok: {describe(loaded)}")
 
@@ -150,10 +180,15 @@ def lessons(dialogues: Path | None) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def graph(path: Path) -> None:
-    """Print a lesson's graph in Graphviz DOT (`tutorbot graph FILE | dot -Tsvg > lesson.svg`)."""
-    lessons = load_lessons([path])
-    click.echo(graph_dot(next(iter(lessons.values())).lesson))
+@click.option(
+    "--format", "form", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True,
+    help="dot needs Graphviz to draw (`| dot -Tsvg > lesson.svg`); mermaid needs nothing installed "
+    "(paste it into a Markdown file that GitHub or GitLab shows, or into mermaid.live).",
+)
+def graph(path: Path, form: str) -> None:
+    """Print a lesson's graph: sections as boxes, right answers solid, wrong ones dashed."""
+    lesson = next(iter(load_lessons([path]).values())).lesson
+    click.echo(graph_dot(lesson) if form == "dot" else graph_mermaid(lesson))
 
 
 @main.command()

@@ -11,6 +11,7 @@ A node's kind is given by the one key that carries its text:
 
 from __future__ import annotations
 
+import random
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, Union
@@ -24,6 +25,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     field_validator,
+    model_validator,
 )
 
 # Telegram's limits, restated here so that the lesson model stays free of `telegram`.
@@ -34,6 +36,8 @@ OPTION_TEXT_MAX = 100  # characters of an answer option (PollLimit.MAX_OPTION_LE
 LESSON_ID_MAX = 24
 NODE_ID_MAX = 32
 OPTIONS_MAX = 8
+QUOTE_MAX = 400  # characters of one quote: a sentence or two, never a whole passage
+CHECKLIST_MAX = 6  # points of a self-check list (each is a toggle button)
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -89,10 +93,27 @@ class LessonMeta(Strict):
     argument_map: dict[MapId, Text] = Field(default_factory=dict)
 
 
+class Quote(Strict):
+    """The column's own words, shown as a quotation before the node's text."""
+
+    text: Text
+    paragraph: int = Field(ge=1, le=500)  # which paragraph of the column it comes from
+
+    @field_validator("text")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        if len(value) > QUOTE_MAX:
+            raise ValueError(
+                f"a quote is {len(value)} characters; keep it to a sentence or two (at most {QUOTE_MAX})"
+            )
+        return value
+
+
 class NodeBase(Strict):
     id: Id
     covers: list[MapId] = Field(default_factory=list)
     solo_only: bool = False  # makes sense one-to-one only; group study adapts it
+    quote: Quote | None = None
 
     @field_validator("id")
     @classmethod
@@ -112,6 +133,13 @@ class MessageNode(NodeBase):
     kind: Literal["message"] = "message"
     say: Text
     next: Id | None = None  # default: the node below it
+    returns: bool = False  # a remedy: go back to the question whose answer led here
+
+    @model_validator(mode="after")
+    def _returns_or_next(self) -> MessageNode:
+        if self.returns and self.next:
+            raise ValueError("give either next or returns: true, not both")
+        return self
 
     @property
     def text(self) -> str:
@@ -126,6 +154,7 @@ class Option(Strict):
     feedback: Text
     misconception: MapId | None = None
     next: Id | None = None  # default: the question's next if correct, else ask again
+    last: bool = False  # keep this option last when the options are shuffled ("none of these")
 
 
 class ChoiceNode(NodeBase):
@@ -136,6 +165,8 @@ class ChoiceNode(NodeBase):
     graded: bool = True  # an ungraded question (an opinion poll) has no wrong answer
     next: Id | None = None  # where right (or ungraded) answers go; default: the node below
     options: list[Option] = Field(min_length=2, max_length=OPTIONS_MAX)
+    shuffle: bool = True  # false keeps the file's order (a scale, "all of the above")
+    variant: Id | None = None  # asked instead of this one after a wrong answer (and its remedy)
 
     @property
     def text(self) -> str:
@@ -148,11 +179,24 @@ class WriteNode(NodeBase):
     kind: Literal["text"] = "text"
     write: Text
     min_words: int = Field(default=1, ge=1, le=200)
-    key_phrases: list[Text] = Field(default_factory=list)
-    matched: Text | None = None  # feedback when the answer uses a key phrase
-    unmatched: Text | None = None  # feedback when it uses none
-    feedback: Text | None = None  # shown after every answer (e.g. a model answer)
+    model_answer: Text  # shown after the learner's answer, to compare with their own
+    checklist: list[Annotated[Text, StringConstraints(max_length=OPTION_TEXT_MAX)]] = Field(
+        default_factory=list, max_length=CHECKLIST_MAX
+    )  # points a good answer makes; the learner marks the ones theirs covered
     next: Id | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_verdicts(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if any(key in data for key in ("key_phrases", "matched", "unmatched")):
+                raise ValueError(
+                    "key_phrases, matched and unmatched are no longer used (a phrase match is no verdict "
+                    "on a written answer): give a model_answer and a checklist instead"
+                )
+            if "feedback" in data and "model_answer" not in data:
+                raise ValueError("a written question's feedback is now called model_answer")
+        return data
 
     @property
     def text(self) -> str:
@@ -164,6 +208,7 @@ class EndNode(NodeBase):
 
     kind: Literal["end"] = "end"
     end: Text
+    recall: list[Id] = Field(default_factory=list)  # questions whose answers are shown back at the end
 
     @property
     def text(self) -> str:
@@ -201,7 +246,7 @@ Node = Annotated[
 class Section(Strict):
     """A part of the lesson, shown to learners as "part n of m"."""
 
-    id: Id
+    id: Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=NODE_ID_MAX)]  # fits button data
     title: Text
     nodes: list[Node] = Field(min_length=1)
 
@@ -256,13 +301,64 @@ class Lesson(Strict):
         if isinstance(node, ChoiceNode):
             found = (self.option_target(node, option) for option in node.options)
             return [target for target in found if target]
+        if isinstance(node, MessageNode) and node.returns:
+            return [self.retry_of(question) for question in self.senders.get(node.id, [])]
         target = node.next or self.following.get(node.id)
         return [target] if target else []
 
     def option_target(self, node: ChoiceNode, option: Option) -> str | None:
-        """Where choosing an option leads: its `next`, or on if right, or the question again if wrong."""
+        """Where choosing an option leads: its `next`, or on if right, or the question again
+        (or its variant) if wrong."""
         if option.next:
             return option.next
         if option.correct or not node.graded:
             return node.next or self.following.get(node.id)
-        return node.id
+        return self.retry_of(node.id)
+
+    def retry_of(self, question: str) -> str:
+        """The question to ask after a wrong answer to `question`: its variant, if it has one."""
+        node = self.nodes.get(question)
+        return node.variant if isinstance(node, ChoiceNode) and node.variant else question
+
+    @cached_property
+    def variant_of(self) -> dict[str, str]:
+        """Each variant question's original."""
+        return {n.variant: n.id for n in self.nodes.values() if isinstance(n, ChoiceNode) and n.variant}
+
+    @cached_property
+    def senders(self) -> dict[str, list[str]]:
+        """For each returning remedy, the questions whose options lead to it (directly or
+        through a chain of plain messages), in file order."""
+        found: dict[str, list[str]] = {}
+        for question in self.nodes.values():
+            if not isinstance(question, ChoiceNode):
+                continue
+            for option in question.options:
+                remedy = self.remedy_chain_end(option.next)
+                if remedy and question.id not in found.setdefault(remedy, []):
+                    found[remedy].append(question.id)
+        return found
+
+    def remedy_chain_end(self, node_id: str | None) -> str | None:
+        """The returning message reached from `node_id` through plain messages, if any."""
+        seen: set[str] = set()
+        while node_id and node_id not in seen:
+            seen.add(node_id)
+            node = self.nodes.get(node_id)
+            if not isinstance(node, MessageNode):
+                return None
+            if node.returns:
+                return node.id
+            node_id = node.next or self.following.get(node.id)
+        return None
+
+    def option_order(self, node: ChoiceNode, seed: int) -> tuple[int, ...]:
+        """The order in which a learner with `seed` sees the options (by their index in the file).
+
+        The same seed and question always give the same order, so a replay, the terminal and
+        Telegram agree. Options marked `last` keep their place at the end."""
+        pinned = [i for i, option in enumerate(node.options) if option.last]
+        free = [i for i, option in enumerate(node.options) if not option.last]
+        if node.shuffle:
+            random.Random(f"{seed}:{self.id}:{node.id}").shuffle(free)
+        return tuple(free + pinned)

@@ -14,6 +14,7 @@ import codecs
 import datetime
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ MAX_DEPTH = 50  # nested mappings and lists; a lesson needs about 8
 MAX_ITEMS = 20_000  # keys, values and list items, an alias counting as many as it names; madman.yaml has 1,456
 
 _NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+_CUT_BY_COMMENT = re.compile(r"^ #[^\s#]")  # one space, a #, then a word: text, not a comment
 
 
 @dataclass(frozen=True, order=True)
@@ -130,11 +133,16 @@ class _Loader(yaml.SafeLoader):
 
 @dataclass
 class _Scan:
-    """What the composed document says about itself: lines, and keys given twice or empty."""
+    """What the composed document says about itself: lines, keys given twice or empty,
+    what the author typed where YAML read something other than text, and texts that a
+    comment cut short."""
 
+    text: str = ""
     lines: dict[tuple, int] = field(default_factory=dict)
     dupes: list[tuple[tuple, int, str]] = field(default_factory=list)
     empties: dict[tuple, int] = field(default_factory=dict)  # path of a key with no value -> line
+    typed: dict[tuple, str] = field(default_factory=dict)  # path -> an unquoted value as written
+    cut: list[tuple[tuple, int, str | None, str]] = field(default_factory=list)  # path, line, text, comment
 
     def walk(self, node: yaml.Node, path: tuple = ()) -> _Scan:
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -150,11 +158,34 @@ class _Scan:
                 self.lines[path + (key,)] = line
                 if _is_empty(value_node):
                     self.empties[path + (key,)] = line
+                    self._comment_after(key_node, path + (key,), empty=True)
                 self.walk(value_node, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.walk(item, path + (index,))
+        elif isinstance(node, yaml.ScalarNode) and node.style is None and path:
+            self.typed.setdefault(path, node.value)
+            self._comment_after(node, path)
         return self
+
+    def _comment_after(self, node: yaml.ScalarNode, path: tuple, empty: bool = False) -> None:
+        """Note an unquoted text followed by ` #word` on its line: most likely the author's
+        text went on (`#1`, `#MeToo`), and YAML took the rest of the line for a comment.
+        A comment written as one (`  # note`, with a space after the #) is left alone.
+
+        With `empty`, `node` is the key of an empty value, as in `say: #1 in line`."""
+        if node.tag != _STR_TAG:
+            return
+        end = node.end_mark
+        stop = self.text.find("\n", end.index)
+        rest = self.text[end.index : stop if stop >= 0 else None]
+        if empty and rest.startswith(":"):
+            rest = " " + rest[1:].lstrip(" ")
+        if _CUT_BY_COMMENT.match(rest):
+            text: str | None = node.value  # None: the text goes over several lines
+            if empty or node.start_mark.line != end.line:
+                text = "" if empty else None
+            self.cut.append((path, end.line + 1, text, rest[1:].rstrip()))
 
 
 def _is_empty(node: yaml.Node) -> bool:
@@ -168,7 +199,7 @@ def _parse(text: str) -> tuple[yaml.Node | None, _Scan, Any]:
     root = loader.get_single_node()
     if root is None:
         return None, _Scan(), None
-    scan = _Scan().walk(root)  # before constructing, which rewrites merge keys (<<)
+    scan = _Scan(text).walk(root)  # before constructing, which rewrites merge keys (<<)
     return root, scan, loader.construct_document(root)
 
 
@@ -186,10 +217,45 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
     problem = getattr(exc, "problem", None) or str(exc)
     if isinstance(exc, _Refused):
         return line, problem
+    if mark and problem == "mapping values are not allowed here":
+        return line, _colon_hint(text, mark)
+    if mark and problem.startswith("found character '\\t'"):
+        return line, f"a tab at column {mark.column + 1}: YAML allows only spaces here; replace the tab with spaces"
     context = getattr(exc, "context", None)
     if context and problem.startswith("but "):  # "expected a single document ..., but found another"
         problem = f"{context}, {problem}"
     return line, f"YAML syntax error: {problem}"
+
+
+_COMMENT = re.compile(r"\s+#(?=\s|$)|\s{2,}#")  # a comment as one is written, not ` #1`
+_KEY_AND_TEXT = re.compile(r"^\s*(?:-\s+)?(?P<key>[^\s#'\"\[\]{},:][^:#]*?):\s+(?P<text>\S.*?)\s*$")
+
+
+def _colon_hint(text: str, mark: yaml.Mark) -> str:
+    """What to do when YAML finds `: ` where no key may start: most often a text with a
+    colon in it (`say: Note: this`), else a line indented too far or a text going on
+    over lines with a colon in it."""
+    stop = text.find("\n", mark.index)
+    line = text[mark.index - mark.column : stop if stop >= 0 else None]
+    found = _KEY_AND_TEXT.match(line)
+    if found and found.end("key") < mark.column:  # the key's own colon comes before this one
+        key, value = found["key"], _COMMENT.split(found["text"])[0]
+        example = f": {key}: {_quoted(value)}" if len(value) <= 60 else ""
+        return (
+            "the text has ': ' (a colon and a space) in it, which YAML reads as a new key; "
+            f"put the whole text in quotes{example}"
+        )
+    return (
+        "YAML found a key where none may start: indent this line like the keys around it, "
+        "or, if it goes on with the text above and has ': ' in it, put that whole text in quotes"
+    )
+
+
+def _quoted(text: str) -> str:
+    """`text` quoted for YAML: in double quotes, or single ones if it has a \" or \\ in it."""
+    if '"' in text or "\\" in text:
+        return "'" + text.replace("'", "''") + "'"
+    return f'"{text}"'
 
 
 def _not_a_lesson(root: yaml.Node | None, text: str) -> tuple[int, str] | None:
@@ -222,14 +288,22 @@ def _where(data: Any, path: tuple) -> str:
 
 
 def _resolve(data: Any, loc: tuple) -> tuple:
-    """Pydantic's error location, less the union tags that are not keys of the data."""
+    """Pydantic's error location, less the union tags that are not keys of the data.
+
+    A tag can be a key too: in `- id: b` / `end: Bye` the location of the id is
+    `(..., "end", "id")`, "end" naming the kind of node. A step into a plain value with
+    steps still to go is such a tag. A mapping's key that is wrong ends in "[key]"."""
+    loc = tuple(step for step in loc if step != "[key]")
     path: tuple = ()
     current = data
-    for step in loc:
+    for index, step in enumerate(loc):
         try:
-            current = current[step]
+            inner = current[step]
         except (KeyError, IndexError, TypeError):
             continue
+        if index < len(loc) - 1 and not isinstance(inner, (dict, list)):
+            continue
+        current = inner
         path += (step,)
     return path
 
@@ -240,52 +314,155 @@ def _line(lines: dict[tuple, int], path: tuple) -> int:
     return lines.get(path, 1)
 
 
-def _kind(value: Any) -> str:
-    """What YAML made of what an author wrote, in their words: "a number", "a list", ..."""
+def _as_written(data: Any, path: tuple) -> tuple:
+    """A path into the data with its mapping keys as YAML text, as the scan records them:
+    the key `2` of `argument_map: {2: x}` is the int 2 in the data, "2" in the file."""
+    written: tuple = ()
+    current = data
+    for step in path:
+        written += (str(step) if isinstance(current, dict) and not isinstance(step, str) else step,)
+        try:
+            current = current[step]
+        except (KeyError, IndexError, TypeError):
+            break
+    return written
+
+
+def _kind(value: Any, typed: str | None = None) -> str:
+    """What YAML made of what an author wrote, in their words: "a number", "a list", ...
+
+    `typed` is the value as written, if it was unquoted: `12:30` is the number 750 to YAML."""
+    shown = typed if typed is not None else value
     if isinstance(value, bool):
         return "true or false"
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return f"the number {shown}"
     if isinstance(value, (datetime.date, datetime.datetime)):
-        return f"the date {value}"
-    kinds = {list: "a list", dict: "a mapping", str: "text"}
+        return f"the date {shown}"
+    kinds = {list: "a list", dict: "a mapping", str: "text", type(None): "nothing"}
     return next((name for kind, name in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
-def _describe(error: dict) -> str:
-    kind = error["type"]
-    loc = [str(part) for part in error["loc"] if isinstance(part, str)]
-    name = loc[-1] if loc else "value"
-    value = error.get("input")
+def _shown(value: Any, typed: str | None) -> str:
+    """A value as the author wrote it: `'maybe'`, `1.5`."""
+    return repr(value) if isinstance(value, str) else (typed or str(value))
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "more than"),
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "less than"),
+}
+_SHAPES = {
+    "list_type": "a list",
+    "model_type": "a mapping (key: value lines)",
+    "model_attributes_type": "a mapping (key: value lines)",
+    "dict_type": "a mapping (key: value lines)",
+}
+
+
+def _describe(error: dict, path: tuple, scan: _Scan) -> str:
+    """One of pydantic's errors in an author's words, with what to do about it.
+
+    `path` is where the error is in the data; pydantic's own messages ("Input should be
+    ...", "Field required", ...) never reach the author: an error this does not know gets
+    a plain sentence too, and only a lesson's own rules (value errors) speak for themselves.
+    """
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     if kind == "missing":
-        return f"missing field '{name}'"
+        return f"missing field '{error['loc'][-1]}'"
     if kind == "extra_forbidden":
         hint = error.get("did_you_mean")
-        return f"unknown field '{name}'" + (f" (did you mean '{hint}'?)" if hint else "")
+        return f"unknown field '{error['loc'][-1]}'" + (f" (did you mean '{hint}'?)" if hint else "")
+    names = [step for step in path if isinstance(step, str)]
+    name = names[-1] if names else "value"
+    item = bool(path) and isinstance(path[-1], int)
+    what = f"an item of '{name}'" if item else f"'{name}'"
+    typed = scan.typed.get(path)
+    subject = f"'{name}'"  # as the rules of ids name it, item or not: "'covers' must match ..."
+    if error["loc"][-1:] == ("[key]",) and path:  # a key of a mapping such as argument_map, not a value
+        value, item = path[-1], False
+        mapping = [step for step in path[:-1] if isinstance(step, str)]
+        what = f"the key {_shown(value, typed)} in '{mapping[-1] if mapping else 'lesson'}'"
+        subject, typed = what, None  # what was typed is the value at the key, not the key
     if value is None or value == "":
-        return f"'{name}' is empty"
+        return f"{what} is empty: give it a value, or remove it" if item else _empty(name)
     if kind == "node_kind" and not isinstance(value, dict):
         return f"a node must be a mapping with an id and one of say, ask, write or end, not {_kind(value)}"
-    if kind == "string_type" and isinstance(value, bool):
-        return f"'{name}' must be text; YAML reads unquoted yes, no, true and false as booleans, so put it in quotes"
+    if kind in ("node_kind", "value_error", "assertion_error"):  # the lesson's own rules, written for authors
+        message = str(ctx.get("error") or error["msg"])
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return f"{path[-1]}: {message}" if kind != "node_kind" and path and isinstance(path[-1], str) else message
     if kind == "string_type":
-        quote = "" if isinstance(value, (list, dict)) else "; put it in quotes"
-        return f"'{name}' must be text, not {_kind(value)}{quote}"
-    if kind in ("list_type", "model_type", "dict_type", "model_attributes_type"):
-        shape = "a list" if kind == "list_type" else "a mapping (key: value lines)"
-        what = f"each item of '{name}'" if isinstance(error["loc"][-1], int) else f"'{name}'"
-        return f"{what} must be {shape}, not {_kind(value)}"
-    if kind == "too_short" and not value:
-        return f"'{name}' is empty: list at least {error['ctx']['min_length']}"
+        if isinstance(value, bool):
+            written = typed or str(value).lower()
+            return f"{what} must be text, but YAML reads an unquoted {written} as true or false; put it in quotes"
+        if isinstance(value, dict):
+            return (
+                f"{what} must be text, not a mapping: a colon and a space (': ') in unquoted text "
+                "start a new key; put the whole text in quotes"
+            )
+        quote = "" if isinstance(value, list) else "; put it in quotes"
+        return f"{what} must be text, not {_kind(value, typed)}{quote}"
+    if kind in _SHAPES:
+        whose = f"each item of '{name}'" if item else what
+        return f"{whose} must be {_SHAPES[kind]}, not {_kind(value, typed)}"
+    if kind == "too_short":
+        least = ctx.get("min_length", 1)
+        if not value:
+            return f"{what} is empty: list at least {least}"
+        return f"{what} lists {_plural(ctx.get('actual_length', 0), 'item')}; it needs at least {least}"
+    if kind == "too_long":
+        most = ctx.get("max_length")
+        return f"{what} lists {_plural(ctx.get('actual_length', 0), 'item')}; at most {most} are allowed"
+    if kind == "string_too_short":
+        return f"{what} is empty: give it some text" + (", or remove it" if item else "")
+    if kind == "string_too_long":
+        size = len(value) if isinstance(value, str) else "too many"
+        return f"{what} is {size} characters long; at most {ctx.get('max_length')} are allowed"
     if kind == "string_pattern_mismatch":
-        return f"'{name}' must match {error['ctx']['pattern']}, got {value!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{name}: {message}" if name != "value" and kind != "node_kind" else message
+        return f"{subject} must match {ctx.get('pattern')}, got {value!r}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{what} must be true or false, not {_shown(value, typed)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{what} must be a whole number, not {_shown(value, typed)}"
+    if kind in ("float_type", "float_parsing"):
+        return f"{what} must be a number, not {_shown(value, typed)}"
+    if kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        return f"{what} must be {words} {ctx.get(bound)}, not {_shown(value, typed)}"
+    if kind == "literal_error" and name == "kind":
+        return "'kind' is not written in a dialogue file: the say, ask, write or end key gives a node's kind; remove it"
+    if kind == "literal_error":
+        return f"{what} must be {ctx.get('expected')}, not {_shown(value, typed)}"
+    if kind.startswith("url_"):
+        return f"{what} must be a web address (https://...), not {_shown(value, typed)}"
+    return f"{what} cannot be {_kind(value, typed)} here: see docs/authoring.md for what it takes"
 
 
 def _empty(key: str) -> str:
     hints = {"next": "name the node that follows, or remove the key", "start": "name the first node, or remove the key"}
     return f"'{key}' is empty: {hints.get(key, 'give it a value')}"
+
+
+def _cut(path: tuple, text: str | None, comment: str) -> str:
+    """An unquoted text that a ` #` cut short, and how to keep it whole."""
+    shown = comment if len(comment) <= 30 else comment[:27] + "..."
+    if text == "" and isinstance(path[-1], str):
+        message = f"'{path[-1]}' is empty: YAML reads ' {shown}' as a comment"
+    else:
+        message = f"the text is cut short at ' {shown}': YAML reads ' #' as the start of a comment"
+    message += "; put the whole text in quotes"
+    whole = f"{text} {comment}".strip() if text is not None else ""
+    if not whole or len(whole) > 60:
+        return message
+    lead = f"{path[-1]}: " if isinstance(path[-1], str) else "- "
+    return f"{message}: {lead}{_quoted(whole)}"
 
 
 def _note_typos(errors: list[dict]) -> list[dict]:
@@ -313,10 +490,14 @@ def _validate(data: Any, scan: _Scan, name: str) -> tuple[Lesson | None, list[Pr
     unknown = {path for path, error in zip(paths, errors) if error["type"] == "extra_forbidden"}
     empties = {path: line for path, line in scan.empties.items() if path not in unknown}
     problems = [Problem(name, line, _where(data, path), f"key '{key}' is given twice") for path, line, key in scan.dupes]
-    problems += [Problem(name, line, _where(data, path), _empty(path[-1])) for path, line in empties.items()]
+    cut = {path for path, *_ in scan.cut}  # a text that a comment took all of is said once, as cut
+    empty = [(path, line) for path, line in empties.items() if path not in cut]
+    problems += [Problem(name, line, _where(data, path), _empty(path[-1])) for path, line in empty]
+    problems += [Problem(name, line, _where(data, path), _cut(path, *rest)) for path, line, *rest in scan.cut]
     for path, error in zip(paths, errors):
         if path not in empties:  # else already said: the key is empty
-            problems.append(Problem(name, _line(scan.lines, path), _where(data, path), _describe(error)))
+            line = _line(scan.lines, _as_written(data, path))
+            problems.append(Problem(name, line, _where(data, path), _describe(error, path, scan)))
     return (None if empties else lesson), problems
 
 

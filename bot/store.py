@@ -368,8 +368,10 @@ class Store:
         Handled inbox rows keep their bare update_id (so a redelivered update is still
         recognised) and lose the rest; updates not yet handled stay, to be handled.
         """
-        # Deleted content is overwritten (secure_delete), and the WAL is emptied afterwards,
-        # so that no byte of the learner's texts or ids stays behind in either.
+        # Deleted content is overwritten (secure_delete), and the file is rewritten and the
+        # WAL emptied afterwards (`scrub`), so that no byte of the learner's texts or ids
+        # stays behind in either: secure_delete alone misses the stale copy of a row that an
+        # UPDATE moved within its page.
         with self.atomic():
             for table, column in (("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])
@@ -379,7 +381,13 @@ class Store:
                 [learner],
             )
         if not self.db.conn.in_transaction:
-            self.checkpoint()  # else the caller does, once its transaction is committed
+            self.scrub()  # else the caller does, once its transaction is committed
+
+    def scrub(self) -> None:
+        """Rewrite the database file (VACUUM) and empty the WAL: nothing deleted survives in
+        free space. It takes time in proportion to the file, so it runs after /forget only."""
+        self.db.execute("VACUUM")
+        self.checkpoint()
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (best effort: readers may hold it)."""

@@ -9,12 +9,14 @@ end says the same thing.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot import engine
 from bot.engine import (
     Answer,
+    Check,
     Choose,
     Continue,
     Input,
@@ -50,6 +52,17 @@ class Reply:
         return steps[-1] if steps else None
 
 
+def progress_bar(part: int, parts: int) -> str:
+    """Where a learner is, e.g. "▰▰▰▱▱▱ part 3 of 6"."""
+    return f"{progress_marks(part, parts)} part {part} of {parts}"
+
+
+def progress_marks(part: int, parts: int, width: int = 12) -> str:
+    """One mark a part, ▰ for those reached (scaled down if there are many parts)."""
+    filled = part if parts <= width else round(part * width / parts)
+    return "▰" * filled + "▱" * (min(parts, width) - filled)
+
+
 def explain(error: InputError) -> str:
     """What to tell a learner whose input did not fit."""
     if isinstance(error, engine.StaleInput):
@@ -65,22 +78,42 @@ def explain(error: InputError) -> str:
     return "That does not answer this step, so nothing changed. Here it is again:"
 
 
+NONE_WORDS = {"", "none", "no", "nothing", "-", "0"}
+
+
 def typed_input(step: Step, text: str) -> Input:
-    """What a typed line means at `step`: go on from a message, pick an option by its
-    number or its exact text, or (otherwise) a written answer."""
+    """What a typed line means at `step`: go on from a message, pick an option by the
+    number it is shown with or by its exact text, mark self-check points by their numbers
+    ("1 3", or "none"), or (otherwise) a written answer."""
     line = text.strip()
     if step.kind == "message":
         return Continue(step.node)
     if step.kind == "choice":
         number = option_number(line)
         if number is not None:
-            return Choose(step.node, number - 1)
+            return Choose(step.node, step.option_id(number - 1))
         folded = [option.casefold() for option in step.options]
         if line.casefold() in folded:
-            return Choose(step.node, folded.index(line.casefold()))
+            return Choose(step.node, step.option_id(folded.index(line.casefold())))
         if line.isnumeric():  # "²", "①", "12345": a number meant, but no option's (InvalidOption)
             return Choose(step.node, -1)
+    if step.kind == "check":
+        points = checked_points(line)
+        if points is not None:
+            return Check(step.node, points)
     return Answer(line)
+
+
+def checked_points(line: str) -> tuple[int, ...] | None:
+    """The self-check points (0-based) named by a typed line such as "1 3" or "1, 3";
+    () for "none"; None if the line is not a list of numbers."""
+    if line.strip().casefold() in NONE_WORDS:
+        return ()
+    words = line.replace(",", " ").split()
+    numbers = [option_number(word) for word in words]
+    if not words or any(number is None for number in numbers):
+        return None
+    return tuple(sorted({number - 1 for number in numbers if number is not None}))
 
 
 def option_number(line: str) -> int | None:
@@ -96,9 +129,12 @@ def option_number(line: str) -> int | None:
 class Tutor:
     """Lessons plus a store: the use cases of a learner."""
 
-    def __init__(self, store: Store, lessons: dict[str, LoadedLesson]):
+    def __init__(self, store: Store, lessons: dict[str, LoadedLesson], seeds: Callable[[], int] | None = None):
         self.store = store
         self.lessons = lessons
+        # Each start draws the seed that orders this learner's options (kept in the event,
+        # so a replay orders them the same way).
+        self.seeds = seeds or (lambda: random.SystemRandom().randrange(1 << 31))
 
     def loaded(self, lesson_id: str) -> LoadedLesson:
         try:
@@ -121,7 +157,7 @@ class Tutor:
         loaded = self.loaded(lesson_id)
         progress = self.store.progress(learner, lesson_id, chat)
         if progress is None or restart:
-            return self._apply(learner, chat, loaded, State(), Start(), update_id)
+            return self._apply(learner, chat, loaded, State(), Start(self.seeds()), update_id)
         with self.store.atomic():
             state, said = self._resynced(learner, chat, loaded, progress, update_id)
             if state.finished:
@@ -195,8 +231,8 @@ class Tutor:
             lines.append("Finished.")
         elif state.node in lesson.nodes:
             part, parts = lesson.part_of(state.node)
-            lines.append(f"Part {part} of {parts}: {lesson.section_of[state.node].title}")
-        lines.append(f"Questions answered: {len(state.solved)} of {questions}")
+            lines.append(f"{progress_bar(part, parts)} {lesson.section_of[state.node].title}")
+        lines.append(f"Questions answered: {len(engine.answered_questions(lesson, state))} of {questions}")
         lines.append(f"Right at the first try: {state.score}")
         return "\n".join(lines)
 

@@ -28,9 +28,11 @@ def graph_problems(lesson: Lesson) -> list[Found]:
     an edge points nowhere or a graded question has no right answer, the loops and lost
     nodes that follow from it are not reported; they are checked once it is fixed.
     """
-    broken = list(_duplicates(lesson)) + list(_targets(lesson)) + list(_unanswerable(lesson))
+    broken = (
+        list(_duplicates(lesson)) + list(_targets(lesson)) + list(_unanswerable(lesson)) + list(_returns(lesson))
+    )
     found = list(broken)
-    for rule in (_choices, _free_text, _lengths, _coverage):
+    for rule in (_choices, _variants, _recall, _lengths, _coverage):
         found += rule(lesson)
     if not broken:
         found += _reachability(lesson)
@@ -71,16 +73,29 @@ def _targets(lesson: Lesson) -> Iterator[Found]:
         if isinstance(node, ChoiceNode):
             if node.next and node.next not in lesson.nodes:
                 yield path + ("next",), node.id, f"no node '{node.next}' for next"
+            if node.variant and node.variant not in lesson.nodes:
+                yield path + ("variant",), node.id, f"no node '{node.variant}' for variant"
+            stranded = []  # options that would go on to the node below, and there is none
             for oi, option in enumerate(node.options):
                 where = path + ("options", oi)
                 if option.next and option.next not in lesson.nodes:
                     yield where + ("next",), node.id, f"no node '{option.next}' for option {oi + 1}'s next"
                 elif lesson.option_target(node, option) is None:
-                    yield where, node.id, (
-                        f"leads nowhere: option {oi + 1} needs a next, as no node follows this one"
-                    )
+                    stranded.append(oi)
+            if len(stranded) == 1:
+                yield path + ("options", stranded[0]), node.id, (
+                    f"leads nowhere: option {stranded[0] + 1} needs a next, as no node follows this one"
+                )
+            elif stranded:
+                numbers = ", ".join(str(oi + 1) for oi in stranded[:-1]) + f" and {stranded[-1] + 1}"
+                yield path, node.id, (
+                    f"leads nowhere: options {numbers} need a next, as no node follows this one; "
+                    "give the question a next, or follow it with an end node"
+                )
         elif node.next and node.next not in lesson.nodes:
             yield path + ("next",), node.id, f"no node '{node.next}' for next"
+        elif isinstance(node, MessageNode) and node.returns:
+            continue  # checked by _returns
         elif not lesson.targets(node):
             yield path, node.id, "leads nowhere: give it a next, or follow it with an end node"
 
@@ -107,14 +122,79 @@ def _choices(lesson: Lesson) -> Iterator[Found]:
                 yield path + ("options", oi, "text"), node.id, f"option {oi + 1} repeats an earlier option's text"
 
 
-def _free_text(lesson: Lesson) -> Iterator[Found]:
-    for path, node in _paths(lesson):
-        if not isinstance(node, WriteNode):
+def _remedy_chains(lesson: Lesson) -> set[str]:
+    """The messages an option leads into that read on to a returning remedy, with the remedy."""
+    members: set[str] = set()
+    for question in lesson.nodes.values():
+        if not isinstance(question, ChoiceNode):
             continue
-        if node.key_phrases and not (node.matched and node.unmatched):
-            yield path + ("key_phrases",), node.id, "key_phrases need both matched and unmatched feedback"
-        if not node.key_phrases and (node.matched or node.unmatched):
-            yield path, node.id, "matched/unmatched feedback needs key_phrases"
+        for option in question.options:
+            if lesson.remedy_chain_end(option.next) is None:
+                continue
+            node_id = option.next
+            while node_id and node_id not in members:
+                members.add(node_id)
+                node = lesson.nodes[node_id]
+                node_id = None if node.returns else node.next or lesson.following.get(node.id)
+    return members
+
+
+def _returns(lesson: Lesson) -> Iterator[Found]:
+    """A remedy that returns must know where to: it is reached only through a question's
+    option (directly, or through plain messages that lead to it)."""
+    in_chain = _remedy_chains(lesson)
+    for path, node in _paths(lesson):
+        if isinstance(node, MessageNode) and node.returns and not lesson.senders.get(node.id):
+            yield path + ("returns",), node.id, (
+                "returns: true, but no question's option leads here, so it cannot know where to return"
+            )
+        if isinstance(node, ChoiceNode):
+            if node.next in in_chain:
+                yield path + ("next",), node.id, (
+                    f"a right answer leads to '{node.next}', a remedy that returns to a question; "
+                    "point only wrong options at it"
+                )
+            continue
+        if isinstance(node, EndNode) or node.id in in_chain:
+            continue
+        target = node.next or lesson.following.get(node.id)
+        if target in in_chain:
+            where = path + ("next",) if node.next else path
+            yield where, node.id, (
+                f"leads to '{target}', which returns to the question that sent the learner there, "
+                "but no question sends them from here: give this node a next"
+            )
+    if lesson.start_id in in_chain:
+        yield ("sections",), "lesson", f"the lesson starts at '{lesson.start_id}', a remedy that returns to a question"
+
+
+def _variants(lesson: Lesson) -> Iterator[Found]:
+    for path, node in _paths(lesson):
+        if not isinstance(node, ChoiceNode) or not node.variant:
+            continue
+        variant = lesson.nodes.get(node.variant)
+        if variant is None:
+            continue  # reported with the other missing targets
+        if variant.id == node.id:
+            yield path + ("variant",), node.id, "a question cannot be its own variant"
+        elif not isinstance(variant, ChoiceNode) or not variant.graded:
+            yield path + ("variant",), node.id, f"variant '{variant.id}' must be a graded question"
+        elif variant.variant:
+            yield path + ("variant",), node.id, f"variant '{variant.id}' has a variant of its own; one is enough"
+
+
+def _recall(lesson: Lesson) -> Iterator[Found]:
+    for path, node in _paths(lesson):
+        if not isinstance(node, EndNode):
+            continue
+        for ri, ref in enumerate(node.recall):
+            target = lesson.nodes.get(ref)
+            if target is None:
+                yield path + ("recall", ri), node.id, f"no node '{ref}' to recall"
+            elif not (isinstance(target, WriteNode) or (isinstance(target, ChoiceNode) and not target.graded)):
+                yield path + ("recall", ri), node.id, (
+                    f"'{ref}' cannot be recalled: only written answers and ungraded questions are the learner's own"
+                )
 
 
 def _lengths(lesson: Lesson) -> Iterator[Found]:
@@ -125,9 +205,11 @@ def _lengths(lesson: Lesson) -> Iterator[Found]:
 
     for path, node in _paths(lesson):
         checks: list[tuple[tuple, str, int, str]] = []
-        for key in ("say", "write", "end", "feedback", "matched", "unmatched"):
+        for key in ("say", "write", "end", "model_answer"):
             text = getattr(node, key, None)
             if isinstance(text, str):
+                if node.quote:  # shown above the text, in the same message
+                    text = node.quote.text + "\n\n" + text
                 checks.append((path + (key,), text, MESSAGE_MAX, key))
         if isinstance(node, ChoiceNode):
             # The question is sent with its options listed below it.
@@ -198,27 +280,35 @@ def _reachability(lesson: Lesson) -> Iterator[Found]:
             yield path, node.id, "no end can be reached from here (a loop with no way out)"
 
 
-def estimated_minutes(lesson: Lesson) -> int:
-    """Minutes for a learner who answers every question right the first time.
+READING_WPM = 200  # words a minute: a careful reader of an argument on a phone
+SECONDS_TO_CHOOSE = 15  # to weigh the options, on top of reading them
+SECONDS_TO_WRITE = 120  # to write a few sentences
+SECONDS_TO_CHECK = 20  # to compare with the model answer and mark the self-check
 
-    Reading at 200 words a minute, 20 seconds to pick an option, 90 seconds to write.
-    """
+
+def estimated_minutes(lesson: Lesson) -> int:
+    """Minutes for a learner who answers every question right the first time: every word
+    they read (steps, quotes, options, feedback, model answers) at `READING_WPM`, plus the
+    time to choose, to write and to check their writing."""
     seconds = 0.0
     node_id: str | None = lesson.start_id
     visited: set[str] = set()
+    read = 60 / READING_WPM
     while node_id and node_id not in visited:
         visited.add(node_id)
         node = lesson.nodes[node_id]
-        seconds += _words(node.text) * 0.3
+        seconds += (_words(node.text) + (_words(node.quote.text) if node.quote else 0)) * read
         if isinstance(node, ChoiceNode):
             chosen = next((o for o in node.options if o.correct), node.options[0])
-            seconds += 20 + _words(" ".join(o.text for o in node.options)) * 0.3 + _words(chosen.feedback) * 0.3
+            seconds += SECONDS_TO_CHOOSE + _words(" ".join(o.text for o in node.options) + " " + chosen.feedback) * read
             node_id = lesson.option_target(node, chosen)
         elif isinstance(node, WriteNode):
-            seconds += 90 + _words(node.feedback or node.matched or "") * 0.3
+            seconds += SECONDS_TO_WRITE + _words(node.model_answer + " " + " ".join(node.checklist)) * read
+            seconds += SECONDS_TO_CHECK if node.checklist else 0
             node_id = lesson.targets(node)[0]
         elif isinstance(node, MessageNode):
-            node_id = lesson.targets(node)[0]
+            targets = lesson.targets(node)
+            node_id = targets[0] if targets else None
         else:
             node_id = None
     return max(1, round(seconds / 60))
@@ -226,27 +316,3 @@ def estimated_minutes(lesson: Lesson) -> int:
 
 def _words(text: str) -> int:
     return len(text.split())
-
-
-def graph_dot(lesson: Lesson) -> str:
-    """The lesson as a Graphviz graph: sections as boxes, right answers solid, wrong dashed."""
-    shapes = {MessageNode: "note", ChoiceNode: "diamond", WriteNode: "parallelogram", EndNode: "doublecircle"}
-    lines = [f'digraph "{lesson.id}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
-    for index, section in enumerate(lesson.sections):
-        lines.append(f'  subgraph "cluster_{index}" {{ label="{index + 1}. {_dot(section.title)}";')
-        lines += [f'    "{node.id}" [shape={shapes[type(node)]}];' for node in section.nodes]
-        lines.append("  }")
-    for node in lesson.nodes.values():
-        if isinstance(node, ChoiceNode):
-            for number, option in enumerate(node.options, 1):
-                style = "solid" if option.correct or not node.graded else "dashed"
-                label = f"{number}" + (f" {option.misconception}" if option.misconception else "")
-                lines.append(f'  "{node.id}" -> "{lesson.option_target(node, option)}" [style={style}, label="{label}"];')
-        else:
-            lines += [f'  "{node.id}" -> "{target}";' for target in lesson.targets(node)]
-    lines.append("}")
-    return "\n".join(lines)
-
-
-def _dot(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')

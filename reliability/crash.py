@@ -11,12 +11,17 @@ What runs:
   forks a process from an interpreter that has imported the bot already, so a restart
   takes a fraction of a second; `--exec` runs the `tutorbot` command itself each time
   (the same code path, plus about a second of interpreter start-up);
-- scripted learners, a thread each. They pick options at random (seeded: no table of
-  right answers; a wrong answer leads to a remedy and back, so they always get through),
-  type a sentence at written questions and tap Continue at messages; some type "ok" at
-  messages and option numbers instead of tapping. Like people, they wait for the next
-  step after acting and send /start if nothing comes for a few seconds. A learner who
-  reaches the end while kills remain starts the lesson over (/restart, Yes);
+- scripted learners, a thread each. They pick options at random, by their text (seeded: no
+  table of right answers; the options are shuffled per learner, so a learner reads the
+  message to find an option's button or number; a wrong answer leads to a remedy and back,
+  or a second wrong try shows the answer and goes on, so they always get through), type a
+  sentence at written questions, mark some points of a self-check (a tap each, waiting for
+  the message to show the mark) and tap Done, and tap Continue at messages; some type "ok"
+  at messages, option numbers or texts, and the points of a self-check ("1 3", "none")
+  instead of tapping. Like people, they wait for the next step after acting and send
+  /start if nothing comes for a few seconds. At the end some tap "Look again: part N"
+  (once a time through) and go through that part again to the end; a learner who reaches
+  the end while kills remain starts the lesson over (/restart, Yes);
 - the killer: a random 0-300 ms after a learner acts it kills the bot (SIGKILL), so the
   kills land in every phase (receiving, storing, handling, sending, starting up), and
   starts it again, until the kills are used up; then the learners finish without kills.
@@ -24,7 +29,10 @@ What runs:
 Afterwards it checks the database against what the fake Telegram saw (`Analysis`): every
 answer Telegram delivered is recorded exactly once (by update_id) or was rightly refused
 with the step shown again (made on a copy of a step that was over, or text typed at a
-step not known to be delivered), and every event is the answer its update carried; every
+step not known to be delivered), and every event is the answer its update carried (a tap
+on a self-check point is no answer and is never recorded); every question was shown with
+its options in the order the learner's seed gives (the seed of their start, kept in its
+event), so that a typed number, the buttons and a replay agree; every
 reply is sent and is a message Telegram has; a reply went out twice only after a kill
 between Telegram's confirmation and the outbox's mark (these duplicates are counted); each
 learner's progress is the replay of their events through the engine, and the end; the
@@ -57,11 +65,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot.engine import Choose, Continue, Input, InputError, Start, State, input_from_dict, step, view
+from bot.engine import Check as SelfCheck
+from bot.engine import (
+    Choose,
+    Continue,
+    Input,
+    InputError,
+    Revisit,
+    Start,
+    State,
+    input_from_dict,
+    step,
+    view,
+)
+from bot.lesson import ChoiceNode, Lesson
 from bot.loader import load_file
-from bot.lesson import Lesson
 from bot.store import Store
-from bot.telegram_bot.render import TYPE_HINT, ChoiceButton, ConfirmButton, ContinueButton, parse_button
+from bot.telegram_bot.render import (
+    DONE,
+    TYPE_HINT,
+    CheckButton,
+    ChoiceButton,
+    ConfirmButton,
+    ContinueButton,
+    RevisitButton,
+    parse_button,
+)
 from bot.tutor import typed_input
 from tests.fake_telegram import FakeBotAPIServer, FakeTelegram, plain
 from tests.test_bot_process import BotProcess
@@ -269,10 +298,11 @@ class Telegram(FakeTelegram):
 
 @dataclass(frozen=True)
 class Sent:
-    """One update a learner sent: a tap (button data), typed text, or a command."""
+    """One update a learner sent: a tap (button data), typed text, or a command; a
+    "toggle" is a tap on a self-check point, which marks it and records nothing."""
 
     update_id: int
-    kind: str  # "tap", "text" or "command"
+    kind: str  # "tap", "toggle", "text" or "command"
     value: str
 
 
@@ -285,11 +315,34 @@ def kind_of(message: dict[str, Any]) -> str | None:
         return "message"
     if any(d.startswith("a:") for d in data):
         return "choice"
+    if any(d.startswith("k:") for d in data):
+        return "check"
     if TYPE_HINT in message["text"]:
         return "write"
-    if "🏁" in message["text"]:
+    if "🏁" in message["text"]:  # the end, perhaps with "Look again" buttons (v:)
         return "end"
     return None
+
+
+def options_shown(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """A question's options as the learner sees them, in order: (text, button data). Short
+    options are on their buttons; long ones are listed in the text ("1. ...") with a
+    numbered button each."""
+    buttons = [(label, data) for label, data in FakeTelegram.buttons(message) if data.startswith("a:")]
+    if not all(label.isdigit() for label, _ in buttons):
+        return buttons
+    listed = {}
+    for line in message["text"].splitlines():
+        number, _, text = line.partition(". ")
+        if number.isdigit() and text:
+            listed[number] = text
+    return [(listed[label], data) for label, data in buttons]
+
+
+def marked(message: dict[str, Any]) -> int:
+    """The points marked at a self-check, as its Done button carries them (a bit a point)."""
+    done = next(d for label, d in FakeTelegram.buttons(message) if label == DONE)
+    return int(done.rsplit(":", 1)[1], 16)
 
 
 class Learner(threading.Thread):
@@ -307,7 +360,8 @@ class Learner(threading.Thread):
         self.cursor = 0  # bot messages before this index are read
         self.started = False  # has seen a step of the lesson
         self.want_restart = False
-        self.tried: dict[str, set[int]] = {}  # options picked at each question, this time through
+        self.tried: dict[str, set[str]] = {}  # options (their text) picked at each question, this time through
+        self.revisited = False  # has looked at a part again, this time through
         self.rounds = 0  # times through the lesson to its end
         self.resumes = 0  # times they sent /start because nothing came
         self.done = False
@@ -356,8 +410,14 @@ class Learner(threading.Thread):
     def act(self, message: dict[str, Any], kind: str) -> None:
         data = [d for _, d in FakeTelegram.buttons(message)]
         if kind == "end":
+            parts = [d for d in data if d.startswith("v:")]
+            if parts and not self.revisited and self.crash.keep_going() and self.rng.random() < 0.5:
+                self.revisited = True  # "Look again: part N", then through that part to the end again
+                self.tap(message, self.rng.choice(parts))
+                return
             self.rounds += 1
             self.tried.clear()
+            self.revisited = False
             if self.crash.keep_going():
                 self.want_restart = True
                 self.command("/restart")
@@ -374,17 +434,49 @@ class Learner(threading.Thread):
             else:
                 self.tap(message, next(d for d in data if d.startswith("c:")))
         elif kind == "choice":
-            choices = {int(d.rsplit(":", 1)[1]): d for d in data if d.startswith("a:")}
-            node = next(iter(choices.values())).split(":")[2]
+            shown = options_shown(message)
+            node = shown[0][1].split(":")[2]
             tried = self.tried.setdefault(node, set())
-            pick = self.rng.choice(sorted(set(choices) - tried) or sorted(choices))  # a person avoids a wrong answer seen
+            texts = [text for text, _ in shown]
+            pick = self.rng.choice([t for t in texts if t not in tried] or texts)  # a person avoids a wrong answer seen
             tried.add(pick)
-            if self.types_numbers and self.rng.random() < 0.5:
-                self.text(str(pick + 1))
+            position = texts.index(pick)
+            way = self.rng.random() if self.types_numbers else 1.0
+            if way < 0.4:
+                self.text(str(position + 1))  # the number it is shown with
+            elif way < 0.5:
+                self.text(pick)  # its text
             else:
-                self.tap(message, choices[pick])
+                self.tap(message, shown[position][1])
+        elif kind == "check":
+            self.check(message)
         else:  # a written question
             self.text(self.rng.choice(SENTENCES))
+
+    def check(self, message: dict[str, Any]) -> None:
+        """At a self-check: mark some points, a tap each (waiting a while for the mark to
+        show), then Done; or type their numbers."""
+        points = len([label for label, _ in FakeTelegram.buttons(message) if label != DONE])
+        chosen = sorted(self.rng.sample(range(points), self.rng.randint(0, points)))
+        if self.types_numbers and self.rng.random() < 0.5:
+            self.text(" ".join(str(p + 1) for p in chosen) or self.rng.choice(["none", "0", "-"]))
+            return
+        for point in chosen:
+            message = self.telegram.message(self.user, message["message_id"])  # as it shows now
+            if not FakeTelegram.buttons(message) or marked(message) >> point & 1:
+                continue  # answered already (a copy of it), or marked already
+            wanted = marked(message) | 1 << point
+            toggle = FakeTelegram.buttons(message)[point][1]
+            self._sent(self.telegram.press(self.user, message["message_id"], toggle), "toggle", toggle)
+            deadline = time.monotonic() + self.crash.patience
+            while time.monotonic() < deadline and not self.crash.aborted.is_set():
+                now = self.telegram.message(self.user, message["message_id"])
+                if not FakeTelegram.buttons(now) or marked(now) == wanted:
+                    break
+                time.sleep(POLL)
+        message = self.telegram.message(self.user, message["message_id"])
+        if FakeTelegram.buttons(message):
+            self.tap(message, next(d for label, d in FakeTelegram.buttons(message) if label == DONE))
 
     def tap(self, message: dict[str, Any], data: str) -> None:
         self._sent(self.telegram.press(self.user, message["message_id"], data), "tap", data)
@@ -739,7 +831,10 @@ class Analysis:
                 if states[-1].to_dict() != event["state"]:
                     wrong.append(f"event {event['id']}: stored state differs from the replay")
             recorded = {e["update_id"]: e for e in events}
-            answers = {s.update_id for s in learner.sent if s.kind != "command" or s.value.startswith("/start ")}
+            answers = {
+                s.update_id for s in learner.sent
+                if s.kind in ("tap", "text") or (s.kind == "command" and s.value.startswith("/start "))
+            }  # a tap on a self-check point ("toggle") is no answer: it marks the point, and records nothing
             for s in learner.sent:
                 if s.update_id not in recorded and s.update_id not in answers:
                     continue
@@ -754,6 +849,8 @@ class Analysis:
                         continue
                     meant = self.meaning(s, state)
                     got = input_from_dict(recorded[s.update_id]["input"])
+                    if isinstance(meant, Start) and isinstance(got, Start):
+                        meant = Start(got.seed)  # the seed is the bot's to draw (and a replay reads it from the event)
                     if meant != got:
                         wrong.append(f"update {s.update_id} ({s.value!r}) recorded as {got}, meant {meant}")
                     elif s.kind == "text" and isinstance(got, Continue):
@@ -804,11 +901,14 @@ class Analysis:
         self.check(
             "no answer recorded twice, and every event is the answer its update carried",
             twice == 0 and not wrong and not strays,
-            f"{len(events_all)} events, {twice} update ids recorded twice, {len(strays)} without a learner's update; "
-            f"{typed_on} typed texts moved a learner on from a message, each sent to them before they typed"
+            f"{len(events_all)} events ({', '.join(f'{n} {k}' for k, n in Counter(e['input']['kind'] for e in events_all).most_common())}), "
+            f"{twice} update ids recorded twice, {len(strays)} without a learner's update; "
+            f"{typed_on} typed texts moved a learner on from a message, each sent to them before they typed; "
+            f"{sum(s.kind == 'toggle' for s in sent)} taps on a self-check's points, none recorded"
             + (f"; {'; '.join(wrong[:5])}" if wrong else ""),
         )
 
+        self._orders(by_learner)
         never_sent, duplicates = self._replies()
         self.check(
             "each learner's stored progress is the replay of their events, and the end",
@@ -868,6 +968,10 @@ class Analysis:
                 return Choose(pressed.node, pressed.option)
             if isinstance(pressed, ContinueButton):
                 return Continue(pressed.node)
+            if isinstance(pressed, CheckButton):  # Done, with the points marked
+                return SelfCheck(pressed.node, tuple(i for i in range(8) if pressed.marked >> i & 1))
+            if isinstance(pressed, RevisitButton):  # "Look again: part N" at the end
+                return Revisit(pressed.section)
             return Start()  # "Yes, start over"
         if state.node is None or state.finished:
             return None
@@ -927,6 +1031,39 @@ class Analysis:
             for row in self.by_chat.get(chat_id, [])
         )
 
+    # --- the order of the options
+
+    def _orders(self, by_learner: dict[str, list[dict]]) -> None:
+        """Check that each question was shown with its options in the order its learner's
+        seed gives: the seed of their latest start when the update that showed it was handled."""
+        starts: dict[int, list[tuple[int, int]]] = {}  # chat -> (update id, seed) of each start, in order
+        for who, events in by_learner.items():
+            starts[int(who.removeprefix("tg:"))] = [
+                (e["update_id"], e["input"]["seed"]) for e in events if e["input"]["kind"] == "start" and e["update_id"] is not None
+            ]
+        shown, wrong, shuffled = 0, [], 0
+        for row in self.rows:
+            if row["kind"] != "send" or not row["step"] or row["update_id"] is None:
+                continue
+            node = self.lesson.nodes.get(row["step"].split(":", 1)[1])
+            if not isinstance(node, ChoiceNode):
+                continue
+            buttons = json.loads(row["body"]).get("buttons", [])
+            order = tuple(int(d.rsplit(":", 1)[1]) for button_row in buttons for _, d in button_row if d.startswith("a:"))
+            seeds = starts.get(row["chat_id"], [])
+            index = bisect.bisect_right([u for u, _ in seeds], row["update_id"]) - 1
+            expected = self.lesson.option_order(node, seeds[index][1]) if index >= 0 else None
+            shown += 1
+            shuffled += order != tuple(range(len(node.options)))
+            if order != expected:
+                wrong.append(f"row {row['id']} ({row['step']}): options {order}, the seed gives {expected}")
+        self.check(
+            "every question was shown with its options in the order the learner's seed gives",
+            not wrong,
+            f"{shown} questions shown, {shuffled} of them in an order other than the file's; "
+            f"{len(wrong)} in another order" + (f": {'; '.join(wrong[:3])}" if wrong else ""),
+        )
+
     # --- replies
 
     def _replies(self) -> tuple[int, int]:
@@ -951,7 +1088,9 @@ class Analysis:
                     wrong_text.append(row["id"])
             else:
                 target = next((m for m in messages.get(row["chat_id"], []) if m["message_id"] == body["message_id"]), None)
-                if target is None or target.get("reply_markup"):
+                # An edit takes the buttons off (an answered step), or marks a self-check's points
+                # (new buttons, which a later edit takes off once Done is tapped).
+                if target is None or (target.get("reply_markup") and "buttons" not in body):
                     buttons_left.append(row["id"])
         never_sent = len(pending) + sum(failed.values()) + len(missing) + len(buttons_left)
         self.check(

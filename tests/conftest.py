@@ -14,8 +14,9 @@ from bot.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 CORE_LESSON = ROOT / "dialogues" / "madman-core.yaml"
 
-# Three sections; a graded question with a misconception and a remedy, a wrong option that
-# asks again, an ungraded poll, a free-text question with key phrases, and an end.
+# Three sections; a graded question with a misconception and a returning remedy, a wrong
+# option that asks again, an ungraded poll, a free-text question with a model answer, and an
+# end that recalls the learner's own answers.
 TINY = """\
 lesson:
   id: tiny
@@ -58,7 +59,7 @@ sections:
             feedback: Not quite.
       - id: fix-m1
         say: The column is about promises.
-        next: q1
+        returns: true
       - id: poll
         ask: Do you find this convincing?
         graded: false
@@ -73,12 +74,10 @@ sections:
       - id: reflect
         write: Why does trust matter here?
         min_words: 3
-        key_phrases: [promise, keep a deal]
-        matched: You name the promise.
-        unmatched: Think about what happens after giving in.
-        feedback: "Model answer: yielding only pays if the deal is kept."
+        model_answer: Yielding only pays if the deal is kept.
       - id: done
         end: That's it!
+        recall: [poll, reflect]
 """
 
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from bot import engine
 from bot.console import Console
-from bot.loader import load_file
 from bot.tutor import Tutor
+from tests.conftest import tiny_lesson
+from tests.core_lesson import option_number
 
-# The core lesson answered right at every first try.
-RIGHT = ["", "", "", "1", "", "2", "2", "An erratic leader cannot promise to keep a deal, so nobody trusts him."]
-END_TEXT = "Well done: you have followed the core step of Kluth's argument."
-WELCOME_BACK = "Welcome back to “Madman theory: why threats need promises”."
+RIGHT_OPTION = "No one trusts the madman to keep a deal."
+M1_OPTION = "The threats stop being believed."
+CHECKLIST = (
+    "        model_answer: Yielding only pays if the deal is kept.\n",
+    "        model_answer: Yielding only pays if the deal is kept.\n"
+    "        checklist: [It names the promise., It says what yielding gains.]\n",
+)
+AGAIN = "\nTo go through it again: tutorbot play --lesson tiny --restart. Other lessons: tutorbot lessons."
+WELCOME_BACK = "Welcome back to “A tiny lesson”."
 
-AGAIN = "\nTo go through it again: tutorbot play --lesson madman-core --restart. Other lessons: tutorbot lessons."
+
+class Pick:
+    """A scripted line that picks an option by its text: typed as the number it is shown with."""
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 class Terminal:
@@ -30,6 +42,9 @@ class Terminal:
         line = self.lines.pop(0)
         if isinstance(line, BaseException) or (isinstance(line, type) and issubclass(line, BaseException)):
             raise line
+        if isinstance(line, Pick):
+            shown = next(text for text in reversed(self.screen) if "  1) " in text)  # the last question shown
+            return option_number(shown, line.text)
         return line
 
     def write(self, text: str) -> None:
@@ -40,14 +55,16 @@ class Terminal:
         return "\n".join(self.screen)
 
 
+RIGHT = ["", "", Pick(RIGHT_OPTION), Pick("No"), "They would not keep the deal.", "1 2"]
+
+
 @pytest.fixture
-def tutor(store, core_path):
-    loaded = load_file(core_path)
-    return Tutor(store, {loaded.lesson.id: loaded})
+def tutor(store):
+    return Tutor(store, {"tiny": tiny_lesson(CHECKLIST)})
 
 
 def play(tutor, terminal, name="ann", restart=False):
-    return Console(tutor, name, read=terminal.read, write=terminal.write).play("madman-core", restart=restart)
+    return Console(tutor, name, read=terminal.read, write=terminal.write).play("tiny", restart=restart)
 
 
 def test_play_through_to_the_end(tutor):
@@ -55,109 +72,135 @@ def test_play_through_to_the_end(tutor):
     assert play(tutor, terminal) is True
     assert terminal.lines == []  # every line was read, and no more asked for
     text = terminal.text
-    assert "=== Part 1 of 4: The question the column asks ===" in text
-    assert "=== Part 4 of 4: In your own words ===" in text
-    assert "  1) It frightens opponents into giving in.\n  2) It makes allies trust the leader more." in text
-    assert "✓ Right. The theory bets" in text
-    assert "Good: you put your finger on trust" in text
-    assert END_TEXT in text
-    assert terminal.screen[-2:] == ["\nYou answered 3 of 3 questions right at the first try.", AGAIN]
-    assert terminal.prompts[:4] == ["[Enter to continue] > "] * 3 + ["Your choice (1-3) > "]
-    assert terminal.prompts[-1] == "Your answer > "
+    assert "=== ▰▱▱ Part 1 of 3: Getting started ===" in text
+    assert "\nHello.\n" in terminal.screen and "\n▰▰▱ part 2 of 3\n\nWhy does it backfire?" in terminal.text
+    assert "=== ▰▰▰ Part 3 of 3: In your own words ===" in text
+    assert "✓ Right." in text
+    assert engine.SAVED in " ".join(text.split())
+    assert "\nA model answer:\nYielding only pays if the deal is kept.\n" in terminal.screen
+    assert "  1) It names the promise.\n  2) It says what yielding gains." in text
+    assert "That's it!" in text
+    assert terminal.screen[-2:] == [
+        "\nYou answered 1 of 1 questions right at the first try.\n\n"
+        "You were asked: Do you find this convincing?\n"
+        "You said: “No”\n\n"
+        "You were asked: Why does trust matter here?\n"
+        "You said: “They would not keep the deal.”",
+        AGAIN,
+    ]
+    assert terminal.prompts == (
+        ["[Enter to continue] > "] * 2 + ["Your choice (1-3) > ", "Your choice (1-2) > ", "Your answer > "]
+        + ["Points your answer makes (e.g. 1 3; Enter for none) > "]
+    )
 
 
-def test_wrong_answers_are_explained_and_listed_at_the_end(tutor):
-    terminal = Terminal("", "", "", "2", "1", "", "1", "", "2", "1", "2", "x y z a b c d e")
+def test_options_show_in_the_learners_own_order_and_the_number_typed_picks_what_is_shown(store):
+    orders = set()
+    for seed in range(12):
+        tutor = Tutor(store, {"tiny": tiny_lesson()}, seeds=lambda seed=seed: seed)
+        terminal = Terminal("", "", Pick(RIGHT_OPTION), "/quit")
+        assert play(tutor, terminal, name=f"l{seed}") is False
+        listing = next(text for text in terminal.screen if "  1) " in text)
+        orders.add(tuple(line.strip()[3:] for line in listing.strip().splitlines()[-3:]))
+        assert "✓ Right." in terminal.text
+    assert len(orders) > 2
+
+
+def test_wrong_answers_are_explained_then_answered_and_the_end_offers_a_second_look(tutor):
+    terminal = Terminal("", "", Pick(M1_OPTION), "", Pick(M1_OPTION), Pick("Yes"), "a b c", "", "7", "2", "", Pick(RIGHT_OPTION), Pick("No"), "x y z", "none", "")
     assert play(tutor, terminal) is True
     text = terminal.text
-    assert "✗ Not quite. The theory is about opponents" in text
-    assert "✗ That is a common reading, but it is not the column's point." in text
-    assert "Look at it from the other side of the table." in text  # the remedy
-    assert "Thank you. One thing to check in your answer" in text  # no key phrase
+    assert "✗ A common reading, but not the column's." in text
+    assert "The column is about promises." in text  # the remedy, once
+    assert text.count("The column is about promises.") == 1
+    assert f"→ The answer is: {RIGHT_OPTION}\n\nRight." in text  # the second miss: the answer, and on
+    assert (
+        "Worth another look:\n"
+        "  Part 2: Why it backfires\n"
+        "    - Misreading: the threats stop being believed."
+    ) in text
+    assert "Please type one of 2, or press Enter." in terminal.screen
+    assert text.count("=== ▰▰▱ Part 2 of 3: Why it backfires ===") == 2  # looked at again
+    assert "You answered 0 of 1 questions right at the first try." in terminal.screen[-2]
     assert terminal.screen[-1] == AGAIN
-    assert terminal.screen[-2] == (
-        "\nYou answered 0 of 3 questions right at the first try.\n"
-        "Ideas worth another look:\n"
-        "  - Misreading: the theory fails because opponents stop believing the threats."
-    )
 
 
 @pytest.mark.parametrize("stop", ["/quit", "/QUIT", "/exit", EOFError, KeyboardInterrupt])
 def test_quit_and_resume_at_the_same_step(tutor, stop):
-    first = Terminal("", "", "", stop)
+    first = Terminal("", "", stop)
     assert play(tutor, first) is False
     assert first.screen[-1] == "\nYour place is saved. Run the same command again to continue where you left off."
-    assert "Well done" not in first.text
+    question = first.screen[-2]
 
-    second = Terminal(*RIGHT[3:])
+    second = Terminal(*RIGHT[2:])
     assert play(tutor, second) is True
-    assert second.screen[:2] == [
-        f"\n({WELCOME_BACK} You are in part 2 of 4: The madman theory.)",
-        "\nAccording to the theory, what is unpredictability supposed to achieve?\n\n"
-        "  1) It frightens opponents into giving in.\n"
-        "  2) It makes allies trust the leader more.\n"
-        "  3) It keeps the leader's real goals secret from voters at home.\n",
-    ]
-    assert second.screen[-2:] == ["\nYou answered 3 of 3 questions right at the first try.", AGAIN]
+    assert second.screen[:2] == [f"\n({WELCOME_BACK} You are in part 2 of 3: Why it backfires.)", question]
+    assert "You answered 1 of 1 questions" in second.screen[-2]
 
 
 def test_quit_on_a_message_resumes_on_that_message(tutor):
     assert play(tutor, Terminal("", KeyboardInterrupt)) is False
     second = Terminal(EOFError)
     assert play(tutor, second) is False
-    assert second.screen[0] == f"\n({WELCOME_BACK} You are in part 1 of 4: The question the column asks.)"
-    assert second.screen[1].startswith("\nYou will read a claim, then answer a question about it.")
+    assert second.screen[0] == f"\n({WELCOME_BACK} You are in part 2 of 3: Why it backfires.)"
+    assert second.screen[1].endswith("Acting unpredictable can backfire.\n")
 
 
-def test_invalid_numbers_get_a_hint(tutor):
-    terminal = Terminal("", "", "", "7", "0", "two", "", "1", "/quit")
-    assert play(tutor, terminal) is False
-    hint = "Please type a number from 1 to 3."
-    assert terminal.screen.count(hint) == 4
-    assert terminal.prompts[3:8] == ["Your choice (1-3) > "] * 5
-    assert "✓ Right. The theory bets" in terminal.text
-
-
-def test_short_and_empty_written_answers(tutor):
-    terminal = Terminal(*RIGHT[:-1], "", "Trust matters.", RIGHT[-1])
+def test_invalid_numbers_and_points_get_a_hint(tutor):
+    terminal = Terminal("", "", "7", "0", "two", "", Pick(RIGHT_OPTION), Pick("No"), "a b c", "3", "1 x", "1", "/quit")
     assert play(tutor, terminal) is True
-    assert "\n(Could you say a little more? Please write at least 8 words.)" in terminal.screen
+    assert terminal.screen.count("Please type a number from 1 to 3.") == 4
+    assert terminal.screen.count("Please type the numbers of the points your answer makes (1 to 2), or press Enter for none.") == 2
+    assert "✓ Right." in terminal.text
+
+
+def test_short_and_empty_written_answers(store):
+    tutor = Tutor(store, {"tiny": tiny_lesson()})
+    terminal = Terminal("", "", Pick(RIGHT_OPTION), Pick("No"), "", "Trust matters.", "Trust matters a lot.")
+    assert play(tutor, terminal) is True
+    assert "\n(Could you say a little more? Please write at least 3 words.)" in terminal.screen
     assert terminal.prompts[-3:] == ["Your answer > "] * 3
 
 
 def test_commands_help_progress_and_restart(tutor):
-    terminal = Terminal("", "/help", "/progress", "/restart", "", "", "", "1", "/quit")
+    terminal = Terminal("", "/help", "/progress", "/restart", "", "/quit")
     assert play(tutor, terminal) is False
     assert any(line.startswith("Commands: /quit stops (your place is saved)") for line in terminal.screen)
     assert (
-        "Lesson: Madman theory: why threats need promises\n"
-        "Part 1 of 4: The question the column asks\n"
-        "Questions answered: 0 of 3\n"
+        "Lesson: A tiny lesson\n"
+        "▰▰▱ part 2 of 3 Why it backfires\n"
+        "Questions answered: 0 of 1\n"
         "Right at the first try: 0"
     ) in terminal.screen
-    assert terminal.text.count("=== Part 1 of 4: The question the column asks ===") == 2
+    assert terminal.text.count("=== ▰▱▱ Part 1 of 3: Getting started ===") == 2
 
 
 def test_restart_flag_and_separate_learners(tutor):
-    assert play(tutor, Terminal("", "", "", "1", "/quit")) is False
+    assert play(tutor, Terminal("", "", "/quit")) is False
     bob = Terminal("/quit")
     assert play(tutor, bob, name="bob") is False
-    assert "=== Part 1 of 4: The question the column asks ===" in bob.text and "Welcome back" not in bob.text
+    assert "=== ▰▱▱ Part 1 of 3: Getting started ===" in bob.text and "Welcome back" not in bob.text
 
     ann = Terminal("/quit")
     assert play(tutor, ann) is False
-    assert "You are in part 3 of 4: Why it can backfire." in ann.text
+    assert "You are in part 2 of 3: Why it backfires." in ann.text
 
     again = Terminal("/quit")
     assert play(tutor, again, restart=True) is False
-    assert "=== Part 1 of 4: The question the column asks ===" in again.text and "Welcome back" not in again.text
+    assert "=== ▰▱▱ Part 1 of 3: Getting started ===" in again.text and "Welcome back" not in again.text
 
 
 def test_finished_lesson_says_so(tutor):
     assert play(tutor, Terminal(*RIGHT)) is True
     terminal = Terminal()
     assert play(tutor, terminal) is False
-    assert terminal.screen == [
-        "\n(You have finished this lesson.)",
-        "\nTo go through it again: tutorbot play --lesson madman-core --restart. Other lessons: tutorbot lessons.",
-    ]
+    assert terminal.screen == ["\n(You have finished this lesson.)", AGAIN]
+
+
+def test_a_quote_is_shown_as_a_quotation_with_its_paragraph(store):
+    quoted = tiny_lesson(("        say: Acting unpredictable can backfire.\n", (
+        "        quote:\n          text: The madman shtick isn't working.\n          paragraph: 14\n"
+        "        say: Acting unpredictable can backfire.\n")))
+    terminal = Terminal("", "/quit")
+    assert play(Tutor(store, {"tiny": quoted}), terminal) is False
+    assert "  │ “The madman shtick isn't working.”\n  — Andreas Kluth, paragraph 14\n" in terminal.screen[-2]

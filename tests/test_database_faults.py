@@ -13,7 +13,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bot.cli import main
+from tests.core_lesson import START, text_of
 from tests.test_telegram_bot import ALICE, BOB, Harness
+
+WELCOME = text_of(START)  # the first step of the core lesson, which /start madman-core shows
 
 
 def queued_start(update_id: int, user: int) -> dict:
@@ -53,11 +56,11 @@ async def test_a_lock_held_during_handling_delays_the_answer_but_loses_nothing(t
             assert not h.store.events(learner=f"tg:{ALICE}")
             other.execute("COMMIT")
             await h.handled(1, timeout=10)
-            assert "Welcome!" in h.last(ALICE)["text"]
+            assert WELCOME in h.last(ALICE)["text"]
             starts = [e for e in h.events(ALICE) if e["input"]["kind"] == "start"]
             assert [e["update_id"] for e in starts] == [1]  # recorded once, with its update
             replies = await h.say(BOB, "/start madman-core")  # and the bot carries on
-            assert "Welcome!" in replies[-1]["text"]
+            assert WELCOME in replies[-1]["text"]
     assert "database unavailable" in caplog.text and "update 1 waits" in caplog.text
     other.close()
 
@@ -80,7 +83,7 @@ async def test_a_full_disk_is_waited_out(tmp_path: Path, caplog) -> None:
             h.store.db.execute("PRAGMA max_page_count = 1073741823")  # room again
             for update_id in update_ids:
                 await h.handled(update_id, timeout=15)
-        assert "Welcome!" in h.telegram.bot_messages(BOB)[-1]["text"]
+        assert WELCOME in h.telegram.bot_messages(BOB)[-1]["text"]
         continues = [e for e in h.events(ALICE) if e["input"]["kind"] == "continue"]
         assert [e["update_id"] for e in continues] == [update_ids[1]]
         assert h.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -94,7 +97,7 @@ async def test_a_deleted_database_file_is_written_back(tmp_path: Path, caplog) -
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         with caplog.at_level(logging.ERROR):
             replies = await h.say(BOB, "/start madman-core")
-        assert "Welcome!" in replies[-1]["text"]
+        assert WELCOME in replies[-1]["text"]
         assert "was deleted while the bot ran" in caplog.text
         assert path.exists()
     # The file on disk holds everything: Alice's start from before, Bob's from after.
@@ -111,7 +114,7 @@ async def test_tutorbot_inbox_shows_what_was_set_aside(tmp_path: Path) -> None:
         with h.telegram.lock:
             h.telegram.queue.append(broken)
         replies = await h.say(BOB, "/start madman-core")  # served although the broken one came first
-        assert "Welcome!" in replies[-1]["text"]
+        assert WELCOME in replies[-1]["text"]
         await h.handled(77)
     result = CliRunner().invoke(main, ["inbox", "--db", str(tmp_path / "bot.db")])
     assert result.exit_code == 0, result.output

@@ -26,10 +26,11 @@ from unittest import mock
 
 from telegram.ext import AIORateLimiter
 
+from bot.store import Store
 from bot.telegram_bot import app as app_module
 from bot.telegram_bot.app import SHUTDOWN_GRACE, services
 from bot.telegram_bot.services import QUIET
-from bot.store import Store
+from tests.core_lesson import OPENING, START, text_of
 from tests.fake_telegram import FakeBotAPIServer, FakeTelegram
 from tests.test_bot_process import BotProcess, Learner, is_step
 from tests.test_telegram_bot import Harness
@@ -79,7 +80,7 @@ class Timed(Learner):
 async def flood(h: Harness, old: dict, ids: dict[int, str]) -> tuple[float, float]:
     """FLOOD_RATE updates a second for FLOOD_SECONDS: "hello?", a tap on `old`, /help in turn."""
     telegram = h.telegram
-    data = telegram.buttons(old)[0][1] if telegram.buttons(old) else "c:madman-core:welcome"
+    data = telegram.buttons(old)[0][1] if telegram.buttons(old) else f"c:madman-core:{START}"
     started = time.monotonic()
     total = int(FLOOD_RATE * FLOOD_SECONDS)
     for n in range(total):
@@ -187,7 +188,7 @@ async def test_a_flooding_learner_slows_nobody_down(tmp_path: Path) -> None:
 
 
 CROWD = 1000
-TAPS = 3  # Continue taps after /start: welcome -> how-it-works -> madman-intro -> the first question
+TAPS = len(OPENING) - 1  # Continue taps after /start, through the opening messages to the first question
 
 
 def no_rate_limiter():  # noqa: ANN201
@@ -236,7 +237,7 @@ async def thousand(tmp_path: Path) -> None:
         for user in users:
             recorded = [e["update_id"] for e in h.events(user) if e["input"]["kind"] == "continue"]
             assert recorded == taps[user], user
-            assert h.store.progress(f"tg:{user}", "madman-core", f"tg:{user}").state.node == "q-madman-aim"
+            assert h.store.progress(f"tg:{user}", "madman-core", f"tg:{user}").state.node == OPENING[-1]
         await asyncio.sleep(0.2)  # the last edits
         rows = h.store.db.execute(
             "SELECT COUNT(*), COUNT(sent_at), COUNT(failed_at) FROM outbox"
@@ -334,7 +335,7 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
             events = store.events(learner=f"tg:{user}")
             assert [e["input"]["kind"] for e in events] == ["start", "continue"], (user, events)
             assert events[1]["update_id"] == taps[user]
-            assert store.progress(f"tg:{user}", "madman-core", f"tg:{user}").state.node == "how-it-works"
+            assert store.progress(f"tg:{user}", "madman-core", f"tg:{user}").state.node == OPENING[1]
         rows = store.db.execute("SELECT COUNT(*), COUNT(sent_at), COUNT(failed_at) FROM outbox").fetchone()
         assert rows[0] == rows[1] and rows[2] == 0, rows
         sent_rows = store.db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'send'").fetchone()[0]
@@ -343,7 +344,7 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
     finally:
         store.close()
     for user in users:  # every learner sees the next step
-        assert any("how it works" in m["text"].lower() or FakeTelegram.buttons(m) for m in telegram.bot_messages(user)[1:])
+        assert any(text_of(OPENING[1]) in m["text"] for m in telegram.bot_messages(user)[1:])
     shown = sum(len(telegram.bot_messages(user)) for user in users)
     print(
         f"\n[flood c] {len(users)} taps, SIGTERM once fetched: exit 0 after {stopped_in:.2f} s "

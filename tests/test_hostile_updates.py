@@ -6,7 +6,8 @@ odd Unicode, stickers, photos, edits, business messages, channel posts, chat-mem
 poll updates, unknown kinds, odd commands, group traffic, missing fields and wrong types).
 Each batch goes into the fake Telegram's queue of a freshly started bot (the real
 python-telegram-bot Application and our own polling loop, see `Harness`), on a copy of a
-database where three learners are mid-lesson. Then:
+database where five learners are mid-lesson (at a question, a passage, a written question,
+a self-check, and at the end with its "Look again" buttons). Then:
 
 - the bot is still running, and every inbox row is handled within a few seconds;
 - an update is set aside only if it is malformed (wrong types, missing required fields,
@@ -53,18 +54,44 @@ from hypothesis import strategies as st
 from telegram.ext import AIORateLimiter
 
 import bot.telegram_bot.app as app_module
-from bot.engine import Answer, Choose, Continue, Start, State, input_from_dict, input_to_dict, step, view
+from bot.engine import (
+    Answer,
+    Check,
+    Choose,
+    Continue,
+    Input,
+    Revisit,
+    Start,
+    State,
+    input_from_dict,
+    input_to_dict,
+    step,
+    view,
+)
 from bot.loader import load_file
-from bot.telegram_bot.render import BadButton, ChoiceButton, ConfirmButton, ContinueButton, LessonButton, parse_button
+from bot.telegram_bot.render import (
+    BadButton,
+    CheckButton,
+    ChoiceButton,
+    ConfirmButton,
+    ContinueButton,
+    LessonButton,
+    RevisitButton,
+    parse_button,
+)
 from bot.telegram_bot.services import QUIET
 from bot.tutor import typed_input
-from tests.core_lesson import RIGHT, option_data, question_key
+from tests.core_lesson import OPENING, REMEDIED, answer, option_data, question_key
 from tests.test_telegram_bot import CORE, Harness
 
 LESSON = load_file(CORE).lesson
 NODES = sorted(LESSON.nodes)
-M_CHOICE, M_MESSAGE, M_WRITE = 701, 702, 703  # mid-lesson: at a question, a passage, a written answer
-MIDS = (M_CHOICE, M_MESSAGE, M_WRITE)
+SECTIONS = [section.id for section in LESSON.sections]
+# Mid-lesson: at a question, a passage, a written answer, its self-check, and the end (finished,
+# with a question missed: its part is offered for another look).
+M_CHOICE, M_MESSAGE, M_WRITE, M_CHECK, M_END = 701, 702, 703, 704, 705
+MIDS = (M_CHOICE, M_MESSAGE, M_WRITE, M_CHECK, M_END)
+REFLECTION = "Nobody yields to a leader who may not keep the deal: giving in would gain them nothing at all."
 FRESH = (801, 802, 803, 804)  # no lesson yet
 USERS = MIDS + FRESH
 GROUPS = ((-1001234567890, "supergroup"), (-4321, "group"))
@@ -92,22 +119,42 @@ def _message(stored: dict) -> dict:
     return {k: v for k, v in stored.items() if k not in ("from_bot", "html")}
 
 
+async def _go(h: Harness, user: int, until) -> None:
+    """The learner goes on (right answers, but a wrong first one at the remedied question)
+    until `until(the last message)` holds."""
+    for _ in range(60):
+        last = h.last(user)
+        if until(last):
+            return
+        labels = [label for label, _ in h.telegram.buttons(last)]
+        if labels == ["Continue ▸"]:
+            await h.tap(user, last, "Continue ▸")
+        elif "Type your answer" in last["text"]:
+            await h.say(user, REFLECTION)
+        elif "Done ▸" in labels:
+            await h.tap(user, last, "☐ 1")
+            await h.tap(user, h.telegram.message(user, last["message_id"]), "Done ▸")
+        else:
+            key = question_key(last)
+            first = not any(e["node"] == key for e in h.events(user))
+            await h.tap(user, last, data=option_data(last, answer(key, wrong=key == REMEDIED and first)))
+    raise AssertionError(f"learner {user} did not get there")
+
+
 async def _build(folder: Path) -> World:
     async with Harness(folder) as h:
         for user in MIDS:
             await h.say(user, "/start madman-core")
-        await h.tap(M_MESSAGE, h.last(M_MESSAGE), "Continue ▸")  # at how-it-works
-        for _ in range(3):
-            await h.tap(M_CHOICE, h.last(M_CHOICE), "Continue ▸")  # at q-madman-aim
-        for _ in range(20):  # to the written reflection
-            last = h.last(M_WRITE)
-            if "Type your answer" in last["text"]:
-                break
-            labels = [label for label, _ in h.telegram.buttons(last)]
-            if labels == ["Continue ▸"]:
-                await h.tap(M_WRITE, last, "Continue ▸")
-            else:
-                await h.tap(M_WRITE, last, data=option_data(last, RIGHT[question_key(last)]))
+        await h.tap(M_MESSAGE, h.last(M_MESSAGE), "Continue ▸")  # at the second message
+        assert h.store.progress(f"tg:{M_MESSAGE}", "madman-core", f"tg:{M_MESSAGE}").state.node == OPENING[1]
+        for _ in OPENING[:-1]:
+            await h.tap(M_CHOICE, h.last(M_CHOICE), "Continue ▸")  # at the first question
+        assert question_key(h.last(M_CHOICE)) == OPENING[-1]
+        # At the written reflection, and at its self-check (or at the end, if the lesson has none).
+        await _go(h, M_WRITE, lambda last: "Type your answer" in last["text"] or "🏁" in last["text"])
+        await _go(h, M_CHECK, lambda last: "Done ▸" in dict(h.telegram.buttons(last)) or "🏁" in last["text"])
+        await _go(h, M_END, lambda last: "🏁" in last["text"])  # at the end
+        assert any(d.startswith("v:") for _, d in h.telegram.buttons(h.last(M_END))), "no part to look at again"
         data = sorted(
             {d for (body,) in h.store.db.execute("SELECT body FROM outbox") for row in json.loads(body).get("buttons", []) for _, d in row}
         )
@@ -167,6 +214,9 @@ button_data = st.one_of(
     st.text(st.characters(categories=["Cs", "So", "Cf"]), max_size=20),
     st.builds("a:madman-core:{}:{}".format, st.one_of(st.sampled_from(NODES), ident), st.integers(0, 9)),
     st.builds("c:madman-core:{}".format, st.one_of(st.sampled_from(NODES), ident)),
+    # Self-check toggles (t) and Done (k) with a mask of points; "Look again" at a part.
+    st.builds("{}:madman-core:{}:{:02x}".format, st.sampled_from("tk"), st.one_of(st.sampled_from(NODES), ident), st.integers(0, 300)),
+    st.builds("v:madman-core:{}".format, st.one_of(st.sampled_from(SECTIONS), st.sampled_from(NODES), ident)),
     st.builds("a:{}:{}:{}".format, ident, st.sampled_from(NODES), st.integers(0, 9)),
     st.builds("restart:madman-core:{}:yes".format, st.integers(0, 10**15 - 1)),
     st.builds("restart:{}:{}:{}".format, ident, st.integers(0, 99), st.sampled_from(["yes", "no"])),
@@ -367,6 +417,8 @@ def _fits(value: Any, before: State) -> bool:
     """Whether `value` is a valid input at `before`, judged without the engine."""
     if isinstance(value, Start):
         return True
+    if isinstance(value, Revisit):  # a part looked at again: only from the end
+        return before.finished and value.section in SECTIONS
     if before.node not in LESSON.nodes or before.finished:
         return False
     current = view(LESSON, before)
@@ -374,7 +426,17 @@ def _fits(value: Any, before: State) -> bool:
         return current.kind == "message" and value.node == before.node
     if isinstance(value, Choose):
         return current.kind == "choice" and value.node == before.node and 0 <= value.option < len(current.options)
+    if isinstance(value, Check):
+        points = value.points
+        return current.kind == "check" and value.node == before.node and all(0 <= p < len(current.options) for p in points)
     return isinstance(value, Answer) and current.kind == "text"
+
+
+def _same(recorded: Input, expected: Input | None) -> bool:
+    """Whether the recorded input is the expected one (a start's seed is the bot's to draw)."""
+    if isinstance(recorded, Start) and isinstance(expected, Start):
+        return True
+    return recorded == expected
 
 
 def _explain_event(raw: dict, event: dict, before: State, previous_event: int | None) -> str | None:
@@ -396,6 +458,10 @@ def _explain_event(raw: dict, event: dict, before: State, previous_event: int | 
             expected = Choose(pressed.node, pressed.option)
         elif isinstance(pressed, ContinueButton):
             expected = Continue(pressed.node)
+        elif isinstance(pressed, CheckButton):  # Done submits the marked points; a toggle records nothing
+            expected = Check(pressed.node, tuple(i for i in range(8) if pressed.marked >> i & 1)) if pressed.done else None
+        elif isinstance(pressed, RevisitButton):
+            expected = Revisit(pressed.section)
         elif isinstance(pressed, LessonButton):
             expected = Start() if before == State() else None
         elif isinstance(pressed, ConfirmButton) and pressed.action == "restart" and pressed.yes:
@@ -404,7 +470,7 @@ def _explain_event(raw: dict, event: dict, before: State, previous_event: int | 
             expected = None
         if expected is None or pressed.lesson not in (None, event["lesson"]):
             return f"button {query.get('data')!r} cannot mean {event['input']}"
-        return None if recorded == expected else f"button {query.get('data')!r} recorded as {event['input']}"
+        return None if _same(recorded, expected) else f"button {query.get('data')!r} recorded as {event['input']}"
     message = raw.get("message") or {}
     if message.get("from", {}).get("id") != learner_id or message.get("chat", {}).get("id") != chat_id:
         return "a message moved a learner it did not come from, or in another chat"
@@ -522,6 +588,7 @@ def _check(h, sent, before, events_before, records, decisions, elapsed, stats) -
                 assert problem is None, f"{problem}: {sent[event['update_id']][1]!r:.400}"
                 moved[learner].add(event["update_id"])
                 stats["moves"] += 1
+                stats[f"moves: {event['input']['kind']}"] += 1
             state = step(LESSON, state, input_from_dict(event["input"])).state
             previous = event["id"]
         progress = h.store.progress(learner, lesson, chat)

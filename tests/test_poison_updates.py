@@ -35,6 +35,15 @@ from typing import Any
 from bot.store import Store
 from bot.telegram_bot.buttons import IN_GROUP
 from bot.telegram_bot.inbox import _raw_ids
+from tests.core_lesson import (
+    CORE,
+    FIRST,
+    OPENING,
+    START,
+    part_of,
+    question_key,
+    text_of,
+)
 from tests.fake_telegram import FakeTelegram
 from tests.test_bot_process import BotProcess, fake_server  # noqa: F401 - a fixture
 from tests.test_telegram_bot import Harness
@@ -80,10 +89,10 @@ POISON: dict[str, tuple[dict, str]] = {
         {"message": {k: v for k, v in text(705, "hello")["message"].items() if k != "from"}}, "handled"),
     "callback with message null": (
         {"callback_query": {"id": "q706", "from": user(706), "chat_instance": "c", "message": None,
-                            "data": "c:madman-core:welcome"}}, "handled"),
+                            "data": f"c:madman-core:{START}"}}, "handled"),
     "huge update_id": (text(707, "/help"), "handled"),
     "button in a group": (
-        {"callback_query": {"id": "q708", "from": user(708), "chat_instance": "c", "data": "c:madman-core:welcome",
+        {"callback_query": {"id": "q708", "from": user(708), "chat_instance": "c", "data": f"c:madman-core:{START}",
                             "message": {"message_id": 3, "date": DATE, "text": "Welcome!",
                                         "chat": {"id": -100708, "type": "supergroup", "title": "Study group"}}}},
         "handled"),
@@ -117,9 +126,9 @@ async def quinn_at_a_question(folder: Path) -> FakeTelegram:
     """A database where Quinn is at the first question; the fake Telegram it ran against."""
     async with Harness(folder) as h:
         await h.say(QUINN, "/start madman-core")
-        for _ in range(3):
+        for _ in OPENING[:-1]:
             await h.tap(QUINN, h.last(QUINN), "Continue ▸")
-        assert "According to the theory" in h.last(QUINN)["text"]
+        assert question_key(h.last(QUINN)) == FIRST
         return h.telegram
 
 
@@ -202,9 +211,9 @@ async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(
         assert tracebacks(caplog.records) == []
 
         # The other learners were served, from what was stored before the start.
-        assert "Welcome!" in h.telegram.bot_messages(ALICE)[-1]["text"]
+        assert text_of(START) in h.telegram.bot_messages(ALICE)[-1]["text"]
         bob = [m["text"] for m in h.telegram.bot_messages(BOB)]
-        assert "Welcome!" in bob[0] and "How this works" in bob[-1]
+        assert text_of(START) in bob[0] and "How this works" in bob[-1]
 
         # What each handled poison update got.
         assert [m["text"] for m in h.telegram.bot_messages(702)] == [
@@ -242,8 +251,8 @@ async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(
     h2 = restarted(tmp_path, h.telegram)
     async with h2:
         await settled(h2)
-        replies = await h2.say(ALICE, "/progress")
-        assert "Part 1 of 4" in replies[0]["text"]
+        replies = await h2.say(ALICE, "/progress")  # she went on from the start with Continue
+        assert part_of(OPENING[1]) in replies[0]["text"] and CORE.section_of[OPENING[1]].title in replies[0]["text"]
         await settled(h2)
     assert len(set_aside_lines(caplog.records)) == lines
     assert tracebacks(caplog.records) == []
@@ -265,10 +274,10 @@ def test_the_bot_process_starts_on_a_poisoned_inbox(fake_server, tmp_path: Path)
     bot.start()
     try:
         wait_until(lambda: telegram.bot_messages(ALICE) and len(telegram.bot_messages(BOB)) >= 2, 20)
-        assert "Welcome!" in telegram.bot_messages(ALICE)[-1]["text"], log.read_text()
+        assert text_of(START) in telegram.bot_messages(ALICE)[-1]["text"], log.read_text()
         telegram.send_text(ALICE, "/progress")  # served live, after the huge update_id
-        wait_until(lambda: "Part 1 of 4" in telegram.bot_messages(ALICE)[-1]["text"], 15)
-        assert "Part 1 of 4" in telegram.bot_messages(ALICE)[-1]["text"]
+        wait_until(lambda: "Questions answered" in telegram.bot_messages(ALICE)[-1]["text"], 15)
+        assert part_of(START) in telegram.bot_messages(ALICE)[-1]["text"]
     finally:
         assert bot.stop() == 0
     text_of_log = log.read_text()
@@ -281,8 +290,8 @@ def test_the_bot_process_starts_on_a_poisoned_inbox(fake_server, tmp_path: Path)
     bot.start()  # a second start: nothing is set aside again
     try:
         telegram.send_text(BOB, "/progress")
-        wait_until(lambda: "Part 1 of 4" in telegram.bot_messages(BOB)[-1]["text"], 15)
-        assert "Part 1 of 4" in telegram.bot_messages(BOB)[-1]["text"]
+        wait_until(lambda: "Questions answered" in telegram.bot_messages(BOB)[-1]["text"], 15)
+        assert part_of(START) in telegram.bot_messages(BOB)[-1]["text"]
     finally:
         assert bot.stop() == 0
     assert len([line for line in log.read_text().splitlines() if " set aside: " in line]) == len(lines)

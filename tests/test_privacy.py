@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+
 from tests.fake_telegram import TOKEN
 from tests.test_telegram_bot import BOB, Harness, play_core_lesson
 
@@ -45,3 +46,15 @@ async def test_the_token_is_never_stored(tmp_path: Path) -> None:
         await play_core_lesson(h, BOB)
     data = stored_bytes(tmp_path / "bot.db")
     assert TOKEN.encode() not in data and TOKEN.split(":")[1].encode() not in data
+
+
+async def test_forget_leaves_no_byte_after_a_long_reflection_and_another_learner(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    long_reflection = REFLECTION + " " + " ".join(["Quixotic zeppelins drift over the negotiating table."] * 20)
+    async with Harness(tmp_path) as h:
+        await play_core_lesson(h, CAROL, long_reflection)
+        await play_core_lesson(h, BOB)
+        ask = (await h.say(CAROL, "/forget"))[0]
+        await h.tap(CAROL, ask, "Yes, delete everything")
+        await asyncio.sleep(0.2)
+        assert traces_of(CAROL, stored_bytes(path)) == []

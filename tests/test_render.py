@@ -6,16 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import Feedback, Notice, Step, Summary
+from bot.engine import Feedback, LookAgain, Notice, Quoted, Step, Summary
 from bot.lesson import LIST_ITEM, reflow
 from bot.loader import load_all, load_text
 from bot.telegram_bot.render import (
     BadButton,
+    CheckButton,
     ChoiceButton,
     ConfirmButton,
     ContinueButton,
     LessonButton,
+    RevisitButton,
     button_data,
+    check_buttons,
     messages,
     parse_button,
     split,
@@ -54,7 +57,7 @@ def step(kind: str, text: str = "Body", options: tuple[str, ...] = ()) -> Step:
 
 def test_lesson_text_is_escaped() -> None:
     [message] = messages(LESSON, (step("message", "Use <b>bold</b> & see"),))
-    assert message.text == "Use &lt;b&gt;bold&lt;/b&gt; &amp; see"
+    assert message.text == "▰▱ part 1 of 2\n\nUse &lt;b&gt;bold&lt;/b&gt; &amp; see"
     assert message.buttons == ((("Continue ▸", "c:tiny:q"),),)
 
 
@@ -63,7 +66,7 @@ def test_short_options_are_buttons_long_ones_are_numbered() -> None:
     assert short.buttons == ((("True", "a:tiny:q:0"),), (("False", "a:tiny:q:1"),))
     long_options = ("An option far longer than fits on a button", "Another long option, also too long")
     [numbered] = messages(LESSON, (step("choice", "Q?", long_options),))
-    assert numbered.text == f"Q?\n\n<b>1.</b> {long_options[0]}\n<b>2.</b> {long_options[1]}"
+    assert numbered.text == f"▰▱ part 1 of 2\n\nQ?\n\n<b>1.</b> {long_options[0]}\n<b>2.</b> {long_options[1]}"
     assert numbered.buttons == ((("1", "a:tiny:q:0"), ("2", "a:tiny:q:1")),)
 
 
@@ -72,17 +75,44 @@ def test_feedback_then_part_heading_on_the_step_then_summary_at_the_end() -> Non
         Feedback("Right & well done", "correct"),
         Notice("Part 2 of 2: The end"),
         Step("e", "end", "Bye", (), 2, 2, "The end"),
-        Summary(1, 2, ("M1",)),
+        Summary(1, 2, ("M1",), (("Your view?", "Mine <3"),), (LookAgain("s", 1, "S & T", ("M1",)),)),
     )
     feedback, end = messages(LESSON, outputs)
     assert feedback.text == "✅ Right &amp; well done"
-    assert end.text.startswith("<b>Part 2 of 2: The end</b>\n\n🏁 Bye\n\n<b>Your result:</b> 1 of 2 questions")
-    assert "• Misreading &lt;one&gt; &amp; more" in end.text
+    assert end.text.startswith("▰▰ <b>Part 2 of 2: The end</b>\n\n🏁 Bye\n\n<b>Your result:</b> 1 of 2 questions")
+    assert "<b>You were asked:</b> Your view?\n<b>You said:</b> <i>Mine &lt;3</i>" in end.text
+    assert "• Part 1: S &amp; T\n   – Misreading &lt;one&gt; &amp; more" in end.text
+    assert end.buttons == ((("Look again: part 1", "v:tiny:s"),),)
+
+
+def test_options_show_in_the_learners_order_and_each_button_names_its_option() -> None:
+    shuffled = Step("q", "choice", "Q?", ("False", "True"), 1, 2, "S", order=(1, 0))
+    [message] = messages(LESSON, (shuffled,))
+    assert message.buttons == ((("False", "a:tiny:q:1"),), (("True", "a:tiny:q:0"),))
+
+
+def test_a_quote_is_a_blockquote_with_its_author_and_paragraph() -> None:
+    quoted = Step("q", "message", "So what?", (), 1, 2, "S", quote=Quoted("It isn't <working>.", 14))
+    [message] = messages(LESSON, (quoted,))
+    assert message.text == (
+        "▰▱ part 1 of 2\n\n<blockquote>It isn&#x27;t &lt;working&gt;.</blockquote>\n"
+        "<i>— A, paragraph 14</i>\n\nSo what?"
+    )
+
+
+def test_a_self_check_lists_its_points_with_a_toggle_each_and_done() -> None:
+    check = Step("q", "check", "Which points?", ("One", "Two"), 1, 2, "S")
+    [message] = messages(LESSON, (check,))
+    assert "<b>1.</b> One\n<b>2.</b> Two" in message.text
+    assert message.buttons == ((("☐ 1", "t:tiny:q:01"), ("☐ 2", "t:tiny:q:02")), (("Done ▸", "k:tiny:q:00"),))
+    assert check_buttons("tiny", check, 0b10) == ((("☐ 1", "t:tiny:q:03"), ("☑ 2", "t:tiny:q:00")), (("Done ▸", "k:tiny:q:02"),))
+    assert parse_button("t:tiny:q:03") == CheckButton("tiny", "q", 3, False)
+    assert parse_button("k:tiny:q:02") == CheckButton("tiny", "q", 2, True)
 
 
 def test_free_text_step_says_to_type() -> None:
     [message] = messages(LESSON, (step("text", "Explain."),))
-    assert message.text.startswith("Explain.\n\n<i>") and "Type your answer" in message.text
+    assert message.text.startswith("▰▱ part 1 of 2\n\nExplain.\n\n<i>") and "Type your answer" in message.text
     assert message.buttons == ()
 
 
@@ -101,20 +131,21 @@ def test_long_text_is_split_at_telegrams_limit_without_losing_words() -> None:
 @pytest.mark.parametrize(
     "button",
     [ChoiceButton("madman", "q-why-backfire", 3), ContinueButton("madman", "welcome"), LessonButton("madman-core"),
-     ConfirmButton("restart", "madman", True), ConfirmButton("forget", None, False)],
+     ConfirmButton("restart", "madman", True), ConfirmButton("forget", None, False),
+     CheckButton("madman", "reflect-c5", 0x3F, False), CheckButton("madman", "reflect-c5", 0, True), RevisitButton("madman", "libya")],
 )
 def test_button_data_round_trips(button) -> None:
     assert parse_button(button_data(button)) == button
 
 
 def test_the_longest_ids_fit_in_64_bytes() -> None:
-    data = button_data(ChoiceButton("l" * 24, "n" * 32, 7))
-    assert len(data.encode()) <= 64
+    for button in [ChoiceButton("l" * 24, "n" * 32, 7), CheckButton("l" * 24, "n" * 32, 0xFF, True), RevisitButton("l" * 24, "s" * 32)]:
+        assert len(button_data(button).encode()) <= 64
 
 
 @pytest.mark.parametrize(
     "data", [None, "", "a:madman:q", "a:madman:q:10", "a:Madman:q:1", "a:madman:q:-1", "x:1", "a:madman:q:1:extra",
-             "restart:madman:maybe", "forget:", "a:madman:../q:1", "é" * 40],
+             "restart:madman:maybe", "forget:", "a:madman:../q:1", "é" * 40, "t:madman:q:1", "k:madman:q:0g", "v:madman:"],
 )
 def test_garbled_button_data_is_refused(data) -> None:
     with pytest.raises(BadButton):

@@ -9,7 +9,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.core_lesson import RIGHT, question_key
+from tests.core_lesson import CORE, OPENING, START, question_key, text_of
 from tests.test_telegram_bot import ALICE, Harness
 
 GROUP = -100777
@@ -50,7 +50,7 @@ async def test_a_send_that_keeps_failing_is_tried_again_later_and_nothing_overta
         await wait_for(lambda: len(h.telegram.bot_messages(ALICE)) >= 1, timeout=15)
         await h.say(ALICE, "/help")
         texts = [m["text"] for m in h.telegram.bot_messages(ALICE)]
-        assert "Welcome!" in texts[0] and "How this works" in texts[-1]
+        assert text_of(START) in texts[0] and "How this works" in texts[-1]
 
 
 async def test_text_at_a_step_the_learner_never_saw_does_not_move_them_on(tmp_path: Path) -> None:
@@ -59,19 +59,20 @@ async def test_text_at_a_step_the_learner_never_saw_does_not_move_them_on(tmp_pa
         node = lambda: h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node  # noqa: E731
         bad_gateway(h, 100)  # Telegram fails every send for a while
         h.telegram.press(ALICE, h.last(ALICE)["message_id"], h.telegram.buttons(h.last(ALICE))[0][1])
-        await wait_for(lambda: node() == "how-it-works")  # recorded; its message cannot go out
+        second, third = OPENING[1], OPENING[2]  # a message the learner goes on to, and the step after it
+        await wait_for(lambda: node() == second)  # recorded; its message cannot go out
         update_id = h.telegram.send_text(ALICE, "hello?")
         await asyncio.sleep(0.5)
         with h.telegram.lock:
             h.telegram.failures.clear()  # Telegram is back
         await h.handled(update_id, timeout=15)
-        await wait_for(lambda: "how it works" in h.last(ALICE)["text"].lower() or "You will read" in h.last(ALICE)["text"], 15)
-        assert node() == "how-it-works"  # "hello?" did not count as Continue
+        await wait_for(lambda: text_of(second) in h.last(ALICE)["text"], 15)
+        assert node() == second  # "hello?" did not count as Continue
         assert [e["input"]["kind"] for e in h.events(ALICE)] == ["start", "continue"]
         # Once the step has arrived, text there goes on, as before.
         await wait_for(lambda: h.store.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").fetchone()[0] == 0, 15)
         await h.say(ALICE, "ok")
-        assert node() == "madman-intro"
+        assert node() == third
 
 
 async def test_an_old_start_over_button_changes_nothing(tmp_path: Path) -> None:
@@ -83,29 +84,34 @@ async def test_an_old_start_over_button_changes_nothing(tmp_path: Path) -> None:
         await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         replies = await h.tap(ALICE, ask, "Yes, start over")
         assert "you have moved on since, so nothing changed" in replies[0]["text"]
-        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "madman-intro"
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == OPENING[2]
         # Asked again now, yes means yes.
         ask = (await h.say(ALICE, "/restart"))[0]
         replies = await h.tap(ALICE, ask, "Yes, start over")
         assert "Starting over" in replies[0]["text"]
-        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "welcome"
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == START
 
 
 async def test_digits_that_are_not_numbers_get_a_reply(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await h.say(ALICE, "/start madman-core")
-        for _ in range(3):
+        for _ in OPENING[:-1]:
             await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         question = h.last(ALICE)
-        assert question_key(question)
+        assert question_key(question) == OPENING[-1]
+        buttons = h.telegram.buttons(question)  # in the order the learner sees the options
         for typed in ("²", "①", "99999999999999999999999"):
             h.app.bot_data["services"].allowance.clear()
             replies = await h.say(ALICE, typed)
             assert "not one of the options" in replies[0]["text"] or "does not answer" in replies[0]["text"], typed
-        # Full-width and Arabic-Indic digits are numbers: "１" picks option 1.
-        replies = await h.say(ALICE, "１")
-        assert replies[0]["text"].startswith(("✅", "❌"))
-        assert RIGHT  # the question was answered, right or wrong
+        assert [e["input"]["kind"] for e in h.events(ALICE)][-1] == "continue"  # none of them was an answer
+        # Full-width and Arabic-Indic digits are numbers: "２" picks the option shown second.
+        replies = await h.say(ALICE, "２")
+        assert replies[0]["text"].startswith(("✅", "❌"))  # the question was answered, right or wrong
+        seed = h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.seed
+        second_shown = CORE.option_order(CORE.nodes[OPENING[-1]], seed)[1]  # its index in the file
+        assert h.events(ALICE)[-1]["input"] == {"kind": "choose", "node": OPENING[-1], "option": second_shown}
+        assert buttons[1][1].endswith(f":{second_shown}")  # the option the learner saw second
 
 
 async def test_a_button_tapped_in_a_group_starts_nothing_there(tmp_path: Path) -> None:
@@ -124,7 +130,7 @@ async def test_a_button_tapped_in_a_group_starts_nothing_there(tmp_path: Path) -
         assert h.telegram.bot_messages(GROUP) == []
         answers = [p for m, p in h.telegram.calls if m == "answerCallbackQuery" and p["callback_query_id"] in ("g1", "g2")]
         assert all("Group study is not available yet" in p.get("text", "") for p in answers) and len(answers) == 2
-        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "welcome"
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == START
 
 
 async def test_every_event_keeps_its_update_id(tmp_path: Path) -> None:
@@ -151,7 +157,7 @@ async def test_an_edit_that_keeps_failing_is_given_up_and_holds_nothing_back(tmp
         for _ in range(100):  # taking the buttons off the tapped message never works
             h.telegram.fail_next("editMessageReplyMarkup", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
         h.telegram.press(ALICE, h.last(ALICE)["message_id"], h.telegram.buttons(h.last(ALICE))[0][1])
-        await wait_for(lambda: "You will read" in h.last(ALICE)["text"], timeout=15)  # the next step arrives
+        await wait_for(lambda: text_of(OPENING[1]) in h.last(ALICE)["text"], timeout=15)  # the next step arrives
         row = h.store.db.execute("SELECT failed_at, error FROM outbox WHERE kind = 'edit'").fetchone()
         assert row[0] and row[1].startswith("gave up")
 
@@ -159,9 +165,10 @@ async def test_an_edit_that_keeps_failing_is_given_up_and_holds_nothing_back(tmp
 async def test_a_tap_on_a_message_whose_text_cannot_be_read_back_is_still_answered(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await h.say(ALICE, "/start madman-core")
-        for _ in range(3):
+        for _ in OPENING[:-1]:
             await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         question = h.last(ALICE)
+        assert question_key(question) == OPENING[-1]
         data = next(d for _, d in h.telegram.buttons(question))
         forged = {k: v for k, v in question.items() if k not in ("from_bot", "html")}
         forged["text"] = "x\ud800"  # a lone surrogate: the text cannot be encoded to count entities

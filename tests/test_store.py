@@ -44,7 +44,7 @@ def test_record_and_read_back_progress(store, clock, tiny):
 
     events = store.events(learner="tg:1")
     assert [(e["node"], e["input"], e["state"]["node"], e["at"]) for e in events] == [
-        (None, {"kind": "start"}, "hello", "2025-04-12T09:00:00.000+00:00"),
+        (None, {"kind": "start", "seed": 0}, "hello", "2025-04-12T09:00:00.000+00:00"),
         ("hello", {"kind": "continue", "node": "hello"}, "claim", "2025-04-12T09:00:05.000+00:00"),
     ]
     row = store.db["progress"].get(("tg:1", "tiny", "tg:1"))

@@ -15,7 +15,7 @@ from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.app import build_application, dispatcher_for, serve
 from bot.tutor import Tutor
-from tests.core_lesson import RIGHT, WRONG, option_data, question_key
+from tests.core_lesson import CORE as CORE_LESSON, FIRST, QUESTIONS, REMEDIED, RIGHT, START, WRONG, answer, option_data, question_key, text_of
 from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
 
 DIALOGUES = Path(__file__).resolve().parent.parent / "dialogues"
@@ -80,24 +80,33 @@ class Harness:
         return self.store.events(learner=f"tg:{user}")
 
 
+def body(message: dict) -> str:
+    """A step message without its first line (where the learner is, with or without the part's title)."""
+    return message["text"].split("\n", 1)[-1]
+
+
 async def play_core_lesson(
     h: Harness, user: int, reflection: str = "Yielding is pointless if you cannot trust the other side to keep the deal."
 ) -> None:
     """Answer madman-core from /start to its end, one wrong answer included."""
     replies = await h.say(user, "/start madman-core")
-    assert "Welcome!" in replies[-1]["text"]
+    assert text_of(START) in replies[-1]["text"]  # the first step
     while True:
         step = h.last(user)
         labels = [label for label, _ in h.telegram.buttons(step)]
+        if "🏁" in step["text"]:
+            break
         if labels == ["Continue ▸"]:
             await h.tap(user, step, "Continue ▸")
         elif "Type your answer" in step["text"]:
             await h.say(user, reflection)
+        elif "Done ▸" in labels:  # a self-check: mark the first point, then Done
+            await h.tap(user, step, "☐ 1")
+            await h.tap(user, h.telegram.message(user, step["message_id"]), "Done ▸")
         elif labels:
             key = question_key(step)
-            first_time = not any(e["node"] == "q-why-backfire" for e in h.events(user))
-            answer = WRONG[key] if key == "does the madman theory backfire" and first_time else RIGHT[key]
-            await h.tap(user, step, data=option_data(step, answer))
+            first_time = not any(e["node"] == REMEDIED for e in h.events(user))
+            await h.tap(user, step, data=option_data(step, answer(key, wrong=key == REMEDIED and first_time)))
         else:
             break
 
@@ -106,13 +115,16 @@ async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await play_core_lesson(h, ALICE)
         end = h.last(ALICE)
-        assert end["text"].startswith("🏁 Well done")
-        assert "Your result: 2 of 3 questions right at the first try." in end["text"]
-        assert "the theory fails because opponents stop believing the threats" in end["text"]
+        finish = next(n for n in CORE_LESSON.nodes.values() if n.kind == "end")
+        assert f"🏁 {finish.end[:40]}" in end["text"]
+        assert f"Your result: {len(QUESTIONS) - 1} of {len(QUESTIONS)} questions right at the first try." in end["text"]
+        missed = next(o.misconception for o in QUESTIONS[REMEDIED].options if o.text == WRONG[REMEDIED])
+        assert CORE_LESSON.lesson.argument_map[missed] in end["text"]
+        assert h.telegram.buttons(end) == [(f"Look again: part {CORE_LESSON.part_of(REMEDIED)[0]}", f"v:madman-core:{CORE_LESSON.section_of[REMEDIED].id}")]
         progress = h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}")
         assert progress is not None and progress.state.finished and progress.finished_at
         answers = [e for e in h.events(ALICE) if e["input"]["kind"] in ("choose", "answer")]
-        assert len(answers) == 5  # three questions, one of them twice, and one reflection
+        assert len(answers) == len(QUESTIONS) + 2  # every question, one of them twice, and one reflection
         reflection = [e for e in answers if e["input"]["kind"] == "answer"][0]
         assert "keep the deal" in reflection["outcome"]["text"]
         # Every button press was answered, so no button kept spinning.
@@ -125,15 +137,16 @@ async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
 async def test_an_answered_question_shows_the_choice_and_loses_its_buttons(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await h.say(ALICE, "/start madman-core")
-        for _ in range(3):
+        while h.telegram.buttons(h.last(ALICE))[0][0] == "Continue ▸":
             await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         question = h.last(ALICE)
-        assert "According to the theory" in question["text"]
-        replies = await h.tap(ALICE, question, data=option_data(question, RIGHT["According to the theory"]))
+        assert question_key(question) == FIRST
+        replies = await h.tap(ALICE, question, data=option_data(question, RIGHT[FIRST]))
         edited = h.telegram.message(ALICE, question["message_id"])
-        assert edited["text"].endswith("Your answer: It frightens opponents into giving in.")
+        assert edited["text"].endswith(f"Your answer: {RIGHT[FIRST]}")
         assert h.telegram.buttons(edited) == []
-        assert replies[0]["text"].startswith("✅ Right.")
+        right = next(o for o in QUESTIONS[FIRST].options if o.correct)
+        assert replies[0]["text"].startswith(f"✅ {right.feedback[:30]}")
 
 
 async def test_stale_and_forged_buttons_change_nothing(tmp_path: Path) -> None:
@@ -154,13 +167,14 @@ async def test_stale_and_forged_buttons_change_nothing(tmp_path: Path) -> None:
         events_before = h.events(ALICE)
         replies = await h.tap(ALICE, first, data=continue_data)
         assert "earlier step, so nothing changed" in replies[0]["text"]
-        assert current["text"].endswith(replies[-1]["text"])  # the step again (without its part heading)
+        assert body(current) == body(replies[-1])  # the step again (without its part heading)
         # Forged and garbled data.
-        for data in ["a:madman-core:how-it-works:7", "x" * 64, "a:madman-core:../../etc:1", "l:no-such-lesson", "a:madman-core:q-why-backfire:9"]:
+        message = next(n.id for n in CORE_LESSON.nodes.values() if n.kind == "message")
+        for data in [f"a:madman-core:{message}:7", "x" * 64, "a:madman-core:../../etc:1", "l:no-such-lesson", f"a:madman-core:{REMEDIED}:9"]:
             h.app.bot_data["services"].allowance.clear()  # as if a few seconds had passed
             replies = await h.tap(ALICE, current, data=data)
             assert "nothing changed" in replies[0]["text"] or "not one of the options" in replies[0]["text"]
-            assert current["text"].endswith(replies[-1]["text"]), data
+            assert body(current) == body(replies[-1]), data
         assert h.events(ALICE) == events_before
 
 
@@ -184,21 +198,22 @@ async def test_progress_restart_and_lessons(tmp_path: Path) -> None:
         await h.say(ALICE, "/start madman-core")
         await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         replies = await h.say(ALICE, "/progress")
-        assert "Part 1 of 4" in replies[0]["text"] and "Right at the first try: 0" in replies[0]["text"]
+        assert "part 1 of 4" in replies[0]["text"] and "Right at the first try: 0" in replies[0]["text"]
         replies = await h.say(ALICE, "/lessons")
         assert "in progress, part 1 of 4" in replies[0]["text"]
         ask = (await h.say(ALICE, "/restart"))[0]
         replies = await h.tap(ALICE, ask, "No, keep my place")
-        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "how-it-works"
+        second = CORE_LESSON.following[CORE_LESSON.start_id]
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == second
         ask = (await h.say(ALICE, "/restart"))[0]
         replies = await h.tap(ALICE, ask, "Yes, start over")
         assert "Welcome!" in replies[-1]["text"]
-        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == "welcome"
+        assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == CORE_LESSON.start_id
         # /start later resumes where the learner is.
         await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         replies = await h.say(ALICE, "/start")
         assert "Welcome back" in replies[0]["text"]
-        assert "A wrong answer" in replies[-1]["text"]
+        assert CORE_LESSON.nodes[second].text[:40] in replies[-1]["text"]
 
 
 async def test_forget_leaves_no_row_of_the_learner(tmp_path: Path) -> None:

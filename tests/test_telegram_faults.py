@@ -26,6 +26,7 @@ from bot import logs
 from bot.telegram_bot import outbox as outbox_module
 from bot.telegram_bot.app import services
 from bot.telegram_bot.outbox import Outbox
+from tests.core_lesson import OPENING, START, text_of
 from tests.fake_telegram import TOKEN
 from tests.test_bot_process import Learner, is_step
 from tests.test_telegram_bot import Harness
@@ -109,7 +110,7 @@ async def go_through(h: Harness, learner: Learner, limit: int = 40) -> None:
 
 
 def recorded_answers(h: Harness, user: int) -> list[int]:
-    return [e["update_id"] for e in h.events(user) if e["input"]["kind"] in ("continue", "choose", "answer")]
+    return [e["update_id"] for e in h.events(user) if e["input"]["kind"] in ("continue", "choose", "answer", "check")]
 
 
 def outbox_states(h: Harness) -> dict[int, dict[str, int]]:
@@ -156,7 +157,7 @@ async def scenario(kind: str, tmp_path: Path) -> str:
         newcomer = Learner(telegram, 9199, wrong_first=False)
         newcomer.act()
         assert await settle(h, newcomer, telegram.next_update_id - 1, timeout=5)
-        assert "Welcome!" in newcomer.step["text"]
+        assert text_of(START) in newcomer.step["text"]
         summary = check(h, kind, learners)
     if kind == "none":
         return f"[faults none] {len(learners)} learners finished in {took:.1f} s; {summary}"
@@ -214,7 +215,7 @@ async def test_a_learner_who_blocks_the_bot_is_marked_and_nobody_else_notices(tm
     telegram.inject("500", SENDS, share=0.1, seed=3)  # a little trouble besides
 
     async def quit_midway() -> None:
-        for _ in range(4):
+        for _ in OPENING[:-1]:  # /start, then Continue: the last message before the first question on screen
             await step(h, quitter)
         quitter.act()  # taps Continue, then blocks the bot before the reply comes
         telegram.blocked.add(quitter.user)
@@ -242,7 +243,7 @@ def check_blocked(h: Harness, quitter: Learner, others: list[Learner]) -> None:
     # The blocked learner's answers, the last one included, were kept; so was their place.
     assert sorted(recorded_answers(h, quitter.user)) == sorted(quitter.answers)
     progress = h.store.progress(f"tg:{quitter.user}", "madman-core", f"tg:{quitter.user}")
-    assert progress is not None and progress.state.node == "q-madman-aim"
+    assert progress is not None and progress.state.node == OPENING[-1]
     states = outbox_states(h)
     blocked_rows = states.pop(quitter.user)
     assert set(blocked_rows) == {"sent", "failed: blocked"}, blocked_rows
@@ -263,7 +264,7 @@ async def test_one_failure_of_set_my_commands_or_delete_webhook_does_not_stop_th
     with caplog.at_level(logging.WARNING):
         async with h:
             replies = await h.say(9300, "/start madman-core")
-            assert "Welcome!" in replies[-1]["text"]
+            assert text_of(START) in replies[-1]["text"]
             for _ in range(300):
                 if h.telegram.commands:
                     break

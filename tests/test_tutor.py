@@ -52,7 +52,9 @@ def test_begin_then_resume_in_a_new_tutor(store, tiny, tutor):
     again = Tutor(store, {"tiny": tiny})  # as after a restart of the program
     reply = again.begin("a", "c", "tiny")
     assert texts(reply) == ["Welcome back to “A tiny lesson”. You are in part 2 of 3: Why it backfires.", "[q1]"]
-    assert reply.step.options[1] == "No one trusts the madman to keep a deal."
+    assert reply.step.options[reply.step.order.index(1)] == "No one trusts the madman to keep a deal."
+    first = tutor.current("a", "c").step
+    assert (reply.step.options, reply.step.order) == (first.options, first.order)  # the same order after a restart
     assert len(store.events()) == events  # resuming records nothing
     # Showing the step again says where the learner is, without a welcome.
     assert texts(again.current("a", "c")) == ["You are in part 2 of 3: Why it backfires.", "[q1]"]
@@ -116,12 +118,7 @@ def test_short_answer_asks_for_more(store, tutor):
     reply = tutor.act("a", "c", Answer("too short"))
     assert texts(reply) == ["Could you say a little more? Please write at least 3 words.", "[reflect]"]
     reply = tutor.act("a", "c", Answer("they keep a deal"))
-    assert texts(reply) == [
-        "You name the promise.",
-        "Model answer: yielding only pays if the deal is kept.",
-        "[done]",
-        "score 1/1",
-    ]
+    assert texts(reply) == [engine.SAVED, "Yielding only pays if the deal is kept.", "[done]", "score 1/1"]
 
 
 def test_after_the_end(store, tutor):
@@ -207,3 +204,25 @@ def test_edit_that_keeps_the_node_changes_nothing(store, tiny, lesson_text):
     assert texts(reply) == ["Welcome back to “A tiny lesson”. You are in part 1 of 3: Getting started.", "[hello]"]
     assert reply.step.text == "Hello again."
     assert [e["input"]["kind"] for e in store.events()] == ["start"]
+
+
+def test_typed_numbers_pick_what_the_learner_sees_and_self_check_numbers_mark_points(store):
+    from tests.conftest import tiny_lesson
+
+    lesson = tiny_lesson((
+        "        model_answer: Yielding only pays if the deal is kept.\n",
+        "        model_answer: Yielding only pays if the deal is kept.\n        checklist: [One., Two., Three.]\n",
+    ))
+    tutor = Tutor(store, {"tiny": lesson}, seeds=lambda: 5)
+    tutor.begin("a", "c", "tiny")
+    tutor.act("a", "c", Continue("hello"))
+    step = tutor.act("a", "c", Continue("claim")).step
+    shown_at = step.options.index("No one trusts the madman to keep a deal.") + 1
+    reply = tutor.typed("a", "c", str(shown_at))
+    assert reply.outputs[0].verdict == "correct"
+    tutor.typed("a", "c", "No")  # an option by its exact text
+    tutor.typed("a", "c", "They would not keep the deal.")
+    assert tutor.current("a", "c").step.kind == "check"
+    assert isinstance(tutor.typed("a", "c", "1 4").error, engine.InvalidOption)
+    assert tutor.typed("a", "c", "3, 1").error is None
+    assert store.events()[-1]["outcome"] == {"covered": [0, 2], "of": 3}

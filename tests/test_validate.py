@@ -169,7 +169,7 @@ def test_a_question_needs_two_options():
         "            correct: true\n"
         "            feedback: Yes.\n" + END
     )
-    assert problems(text) == ["x.yaml:14: q: options: List should have at least 2 items after validation, not 1"]
+    assert problems(text) == ["x.yaml:14: q: 'options' lists 1 item; it needs at least 2"]
 
 
 # --- ids ------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_node_id_of_32_bytes_fits():
 
 def test_lesson_id_too_long_for_button_data():
     text = HEAD.replace("id: tiny", "id: " + "t" * 25) + "      - id: a\n        covers: [C1]\n        say: Hi\n" + END
-    assert problems(text) == ["x.yaml:2: lesson: id: String should have at most 24 characters"]
+    assert problems(text) == ["x.yaml:2: lesson: 'id' is 25 characters long; at most 24 are allowed"]
 
 
 def test_two_files_with_one_lesson_id(tmp_path):
@@ -411,7 +411,7 @@ def test_ungraded_question_marks_none_correct_and_options_differ():
     ]
 
 
-def test_free_text_feedback_goes_with_key_phrases():
+def test_written_questions_have_a_model_answer_and_no_phrase_verdicts():
     text = HEAD + (
         "      - id: w              # 11\n"
         "        covers: [C1]       # 12\n"
@@ -420,11 +420,15 @@ def test_free_text_feedback_goes_with_key_phrases():
         "        matched: Good.     # 15\n"
         "      - id: w2             # 16\n"
         "        write: Why?        # 17\n"
-        "        unmatched: Hmm.    # 18\n" + END
+        "        feedback: Hmm.     # 18\n"
+        "      - id: w3             # 19\n"
+        "        write: Why?        # 20\n" + END
     )
     assert problems(text) == [
-        "x.yaml:14: w: key_phrases need both matched and unmatched feedback",
-        "x.yaml:16: w2: matched/unmatched feedback needs key_phrases",
+        "x.yaml:11: w: key_phrases, matched and unmatched are no longer used (a phrase match is no verdict "
+        "on a written answer): give a model_answer and a checklist instead",
+        "x.yaml:16: w2: a written question's feedback is now called model_answer",
+        "x.yaml:19: w3: missing field 'model_answer'",
     ]
 
 

@@ -25,12 +25,14 @@ from bot.store import Store
 from bot.telegram_bot.app import build_application, serve
 from bot.telegram_bot.webhook import MAX_BODY, MAX_DEPTH, SECRET_HEADER
 from bot.tutor import Tutor
+from tests.core_lesson import START, text_of
 from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
 
 CORE = Path(__file__).resolve().parent.parent / "dialogues" / "madman-core.yaml"
 SECRET = "webhook-secret_123"
 SIGNED = {SECRET_HEADER: SECRET}
 MB = 1024 * 1024
+WELCOME = text_of(START)  # the first step of the core lesson, which /start madman-core shows
 
 
 def free_port() -> int:
@@ -189,8 +191,8 @@ async def test_an_update_is_stored_before_the_200_and_handled_once(bot: Running)
     assert await bot.post(start_update(3, 42)) == 200  # a redelivery is acknowledged, and not handled twice
     await bot.until(lambda: bot.telegram.bot_messages(42) and bot.unhandled() == 0)
     assert bot.stored() == [3]
-    assert "Welcome!" in bot.telegram.last_bot_message(42)["text"]
-    assert len([m for m in bot.telegram.bot_messages(42) if "Welcome!" in m["text"]]) == 1
+    assert WELCOME in bot.telegram.last_bot_message(42)["text"]
+    assert len([m for m in bot.telegram.bot_messages(42) if WELCOME in m["text"]]) == 1
     registered = [p for m, p in bot.telegram.calls if m == "setWebhook"]
     assert registered and registered[0]["url"] == bot.settings.webhook_url and registered[0]["secret_token"] == SECRET
 
@@ -362,7 +364,7 @@ async def test_a_locked_database_gets_a_503_then_the_redelivery_is_stored(
     assert await bot.post(start_update(5, 42)) == 200  # Telegram delivers it again
     assert bot.stored() == [5]
     await bot.until(lambda: bot.telegram.bot_messages(42) and bot.unhandled() == 0)
-    assert "Welcome!" in bot.telegram.last_bot_message(42)["text"]
+    assert WELCOME in bot.telegram.last_bot_message(42)["text"]
 
 
 # --- registering the webhook -----------------------------------------------------------------

@@ -16,15 +16,20 @@ from telegram import CallbackQuery, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.engine import Choose, Continue, LessonFinished, StaleInput
+from bot import engine
+from bot.engine import Check, Choose, Continue, Input, LessonFinished, Revisit, StaleInput
 from bot.telegram_bot.render import (
     BadButton,
+    CheckButton,
     ChoiceButton,
     ConfirmButton,
     ContinueButton,
     LessonButton,
     OutMessage,
+    RevisitButton,
     answered,
+    check_buttons,
+    checked,
     parse_button,
 )
 from bot.telegram_bot.sending import Blocked
@@ -47,14 +52,16 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     try:
         pressed = parse_button(query.data)
-        if isinstance(pressed, (ChoiceButton, ContinueButton, LessonButton)) and pressed.lesson not in s.tutor.lessons:
+        if not isinstance(pressed, ConfirmButton) and pressed.lesson not in s.tutor.lessons:
             raise BadButton("unknown lesson")
     except BadButton:
         with handling(s, update, person) as out:
             note = OutMessage("<i>I don't recognise that button, so nothing changed.</i>")
             out.show(s.tutor.current(person.learner, person.chat), before=[note])
         return
-    if isinstance(pressed, (ChoiceButton, ContinueButton)):
+    if isinstance(pressed, CheckButton) and not pressed.done and _toggled(s, person, update, query, pressed):
+        return
+    if isinstance(pressed, (ChoiceButton, ContinueButton, CheckButton, RevisitButton)):
         answer_step(s, person, update, query, pressed)
     elif isinstance(pressed, LessonButton):
         with handling(s, update, person) as out:
@@ -71,8 +78,38 @@ async def _answer(s: Services, query: CallbackQuery, text: str | None) -> None:
         pass  # e.g. too old to answer (handled again after a restart); the reply still follows
 
 
-def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ChoiceButton | ContinueButton) -> None:
-    value = Choose(pressed.node, pressed.option) if isinstance(pressed, ChoiceButton) else Continue(pressed.node)
+def _toggled(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: CheckButton) -> bool:
+    """A tap on a self-check point: its mark flips in the message's buttons, and nothing is
+    recorded until Done. False if the self-check is not the learner's current step."""
+    progress = s.store.progress(person.learner, pressed.lesson, person.chat)
+    lesson = s.tutor.lessons[pressed.lesson].lesson
+    if progress is None or not progress.state.checking or progress.state.node != pressed.node:
+        return False
+    if progress.state.node not in lesson.nodes:
+        return False
+    step = engine.view(lesson, progress.state)
+    if pressed.marked >= 1 << len(step.options):
+        return False
+    with handling(s, update, person) as out:
+        if isinstance(query.message, Message):  # else too old to edit: the tap changes nothing
+            out.edit(query.message.message_id, buttons=check_buttons(pressed.lesson, step, pressed.marked))
+    return True
+
+
+def _input(pressed: ChoiceButton | ContinueButton | CheckButton | RevisitButton) -> Input:
+    if isinstance(pressed, ChoiceButton):
+        return Choose(pressed.node, pressed.option)
+    if isinstance(pressed, ContinueButton):
+        return Continue(pressed.node)
+    if isinstance(pressed, CheckButton):
+        return Check(pressed.node, tuple(i for i in range(8) if pressed.marked >> i & 1))
+    return Revisit(pressed.section)
+
+
+def answer_step(
+    s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ChoiceButton | ContinueButton | CheckButton | RevisitButton
+) -> None:
+    value = _input(pressed)
     with handling(s, update, person) as out:
         reply = s.tutor.act(person.learner, person.chat, value, pressed.lesson, update.update_id)
         # The tapped message's buttons were taken off already (for this tap's twin, or an older answer).
@@ -83,6 +120,9 @@ def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, 
         )
         if isinstance(reply.error, StaleInput) and edited and s.tutor.accepted_already(person.learner, person.chat, pressed.lesson, value):
             return  # a second tap on the very button just accepted: its reply is on its way
+        if isinstance(pressed, RevisitButton):  # the end keeps its buttons, to look at another part later
+            out.show(reply)
+            return
         if reply.error is None or (isinstance(reply.error, (StaleInput, LessonFinished)) and not edited):
             # Answered now, or it belongs to a step that is over: it takes no more taps. (Not
             # edited again: a flood of taps on an old button would cost a Bot API call each.)
@@ -91,6 +131,8 @@ def answer_step(s: Services, person: Who, update: Update, query: CallbackQuery, 
             if reply.error is None and isinstance(pressed, ChoiceButton) and shown is not None:
                 node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
                 text = answered(shown, node.options[pressed.option].text)
+            elif reply.error is None and isinstance(value, Check) and shown is not None:
+                text = checked(shown, list(value.points))
             edit(out, query, text)
         out.show(reply)
 
@@ -138,7 +180,7 @@ def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pres
         else:
             out.show(reply, before=notice)
     if forgotten:
-        s.store.checkpoint()  # empty the WAL, so no byte of the learner's stays in it
+        s.store.scrub()  # rewrite the file and empty the WAL, so no byte of the learner's stays in either
 
 
 def _still_current(s: Services, person: Who, pressed: ConfirmButton) -> bool:

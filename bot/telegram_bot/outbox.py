@@ -95,11 +95,22 @@ class Outbox:
                 body["erase"] = True
             self._insert(chat_id, "send", body, message.step if last else None, update_id, droppable, priority)
 
-    def add_edit(self, chat_id: int, message_id: int, text: str | None, update_id: int | None = None, erase: bool = False) -> None:
-        """Queue an edit of a sent message: its buttons removed, and its text replaced if given."""
+    def add_edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str | None,
+        update_id: int | None = None,
+        erase: bool = False,
+        buttons: tuple = (),
+    ) -> None:
+        """Queue an edit of a sent message: its buttons removed (or replaced by `buttons`, which
+        keeps the message open for taps), and its text replaced if given."""
         body: dict[str, Any] = {"message_id": message_id}
         if text is not None:
             body["text"] = split(text)[0]
+        if buttons:
+            body["buttons"] = buttons
         if erase:
             body["erase"] = True
         self._insert(chat_id, "edit", body, None, update_id, False, 0)
@@ -142,7 +153,8 @@ class Outbox:
     def edited(self, chat_id: int, message_id: int) -> bool:
         """Whether the bot has taken the buttons off this message (an answer was accepted there)."""
         row = self.store.db.execute(
-            "SELECT 1 FROM outbox WHERE chat = ? AND kind = 'edit' AND json_extract(body, '$.message_id') = ? LIMIT 1",
+            "SELECT 1 FROM outbox WHERE chat = ? AND kind = 'edit' AND json_extract(body, '$.message_id') = ? "
+            "AND json_extract(body, '$.buttons') IS NULL LIMIT 1",
             [f"tg:{chat_id}", message_id],
         ).fetchone()
         return row is not None
@@ -244,16 +256,17 @@ class Outbox:
                 ),
             )
             return sent.message_id
+        markup = OutMessage("", _buttons(body.get("buttons"))).markup()
         if "text" in body:
             await self.sender.call(
                 lambda: bot.edit_message_text(
                     body["text"], chat_id=row.chat_id, message_id=body["message_id"], parse_mode="HTML",
-                    reply_markup=None, link_preview_options=NO_PREVIEW,
+                    reply_markup=markup, link_preview_options=NO_PREVIEW,
                 ),
             )
         else:
             await self.sender.call(
-                lambda: bot.edit_message_reply_markup(chat_id=row.chat_id, message_id=body["message_id"], reply_markup=None),
+                lambda: bot.edit_message_reply_markup(chat_id=row.chat_id, message_id=body["message_id"], reply_markup=markup),
             )
         return None
 
@@ -269,7 +282,7 @@ class Outbox:
                     [self.store.now(), message_id, row.id],
                 )
         if row.body.get("erase"):
-            self.store.checkpoint()
+            self.store.scrub()
 
     def _fail(self, row_id: int, error: str) -> None:
         with self.store.atomic():

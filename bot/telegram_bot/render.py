@@ -16,9 +16,11 @@ from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
 from bot.engine import Feedback, Notice, Output, Step, Summary
 from bot.lesson import Lesson
+from bot.tutor import progress_bar, progress_marks
 
 SHORT_OPTION = 30  # options up to this long go on the buttons themselves
-MARKS = {"correct": "✅ ", "wrong": "❌ ", "neutral": "💬 "}
+MARKS = {"correct": "✅ ", "wrong": "❌ ", "neutral": "💬 ", "reveal": "➡️ ", "model": "📝 <b>A model answer:</b>\n"}
+DONE = "Done ▸"
 CONTINUE = "Continue ▸"
 TYPE_HINT = "✍️ Type your answer and send it as a message."
 
@@ -68,7 +70,24 @@ class ConfirmButton:
     event: int | None = None  # restart: the learner's last event when asked, so an old button is stale
 
 
-Button = ChoiceButton | ContinueButton | LessonButton | ConfirmButton
+@dataclass(frozen=True)
+class CheckButton:
+    """A self-check's buttons: `done` False toggles the points to `marked` (a bit per
+    point), True submits `marked`. The marks live in the button data, not on the server."""
+
+    lesson: str
+    node: str
+    marked: int
+    done: bool
+
+
+@dataclass(frozen=True)
+class RevisitButton:
+    lesson: str
+    section: str
+
+
+Button = ChoiceButton | ContinueButton | LessonButton | ConfirmButton | CheckButton | RevisitButton
 
 
 class BadButton(ValueError):
@@ -80,6 +99,11 @@ _PATTERNS = [
     (re.compile(rf"a:({_ID}):({_ID}):([0-9])"), lambda m: ChoiceButton(m[1], m[2], int(m[3]))),
     (re.compile(rf"c:({_ID}):({_ID})"), lambda m: ContinueButton(m[1], m[2])),
     (re.compile(rf"l:({_ID})"), lambda m: LessonButton(m[1])),
+    (
+        re.compile(rf"([tk]):({_ID}):({_ID}):([0-9a-f]{{2}})"),
+        lambda m: CheckButton(m[2], m[3], int(m[4], 16), m[1] == "k"),
+    ),
+    (re.compile(rf"v:({_ID}):({_ID})"), lambda m: RevisitButton(m[1], m[2])),
     (
         re.compile(rf"restart:({_ID})(?::([0-9]{{1,15}}))?:(yes|no)"),
         lambda m: ConfirmButton("restart", m[1], m[3] == "yes", int(m[2]) if m[2] else None),
@@ -106,6 +130,10 @@ def button_data(button: Button) -> str:
         data = f"c:{button.lesson}:{button.node}"
     elif isinstance(button, LessonButton):
         data = f"l:{button.lesson}"
+    elif isinstance(button, CheckButton):
+        data = f"{'k' if button.done else 't'}:{button.lesson}:{button.node}:{button.marked:02x}"
+    elif isinstance(button, RevisitButton):
+        data = f"v:{button.lesson}:{button.section}"
     elif button.action == "restart":
         event = "" if button.event is None else f":{button.event}"
         data = f"restart:{button.lesson}{event}:{'yes' if button.yes else 'no'}"
@@ -136,35 +164,43 @@ def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
             paragraphs.append(MARKS[output.verdict] + html.escape(output.text.strip()))
         elif isinstance(output, Summary) and sent:  # always right after the end step
             end = sent.pop()
-            sent.append(replace(end, text=end.text + "\n\n" + summary(lesson, output)))
+            text, buttons = summary(lesson, output)
+            sent.append(replace(end, text=end.text + "\n\n" + text, buttons=buttons))
         elif isinstance(output, Step):
             if paragraphs:
                 sent.append(OutMessage("\n\n".join(paragraphs)))
                 paragraphs = []
-            sent.append(step_message(lesson.id, output, heading))
+            sent.append(step_message(lesson.id, output, heading, lesson.lesson.source.author))
             heading = None
     if paragraphs:
         sent.append(OutMessage("\n\n".join(paragraphs)))
     return sent
 
 
-def step_message(lesson_id: str, step: Step, heading: str | None = None) -> OutMessage:
-    return replace(_step_message(lesson_id, step, heading), step=f"{lesson_id}:{step.node}")
+def step_message(lesson_id: str, step: Step, heading: str | None = None, author: str = "") -> OutMessage:
+    return replace(_step_message(lesson_id, step, heading, author), step=f"{lesson_id}:{step.node}")
 
 
-def _step_message(lesson_id: str, step: Step, heading: str | None) -> OutMessage:
+def _step_message(lesson_id: str, step: Step, heading: str | None, author: str) -> OutMessage:
     body = html.escape(step.text.strip())
     if step.kind == "end":
         body = f"🏁 {body}"
-    if heading:
-        body = f"{heading}\n\n{body}"
+    if step.quote:
+        who = f"{html.escape(author)}, paragraph" if author else "Paragraph"
+        quote = f"<blockquote>{html.escape(step.quote.text)}</blockquote>\n<i>— {who} {step.quote.paragraph}</i>"
+        body = f"{quote}\n\n{body}"
+    # Where the learner is: with the part's title when a new part begins.
+    top = f"{progress_marks(step.part, step.parts)} {heading}" if heading else progress_bar(step.part, step.parts)
+    body = f"{top}\n\n{body}"
     if step.kind == "message":
         return OutMessage(body, (((CONTINUE, button_data(ContinueButton(lesson_id, step.node))),),))
     if step.kind == "text":
         return OutMessage(f"{body}\n\n<i>{TYPE_HINT}</i>")
     if step.kind == "end":
         return OutMessage(body)
-    data = [button_data(ChoiceButton(lesson_id, step.node, i)) for i in range(len(step.options))]
+    if step.kind == "check":
+        return check_message(lesson_id, step, body, 0)
+    data = [button_data(ChoiceButton(lesson_id, step.node, step.option_id(i))) for i in range(len(step.options))]
     if all(len(option) <= SHORT_OPTION for option in step.options):
         return OutMessage(body, tuple(((option, d),) for option, d in zip(step.options, data)))
     listed = "\n".join(f"<b>{i}.</b> {html.escape(option)}" for i, option in enumerate(step.options, 1))
@@ -172,17 +208,46 @@ def _step_message(lesson_id: str, step: Step, heading: str | None) -> OutMessage
     return OutMessage(f"{body}\n\n{listed}", (numbers,))
 
 
-def summary(lesson: Lesson, result: Summary) -> str:
+def check_message(lesson_id: str, step: Step, body: str, marked: int) -> OutMessage:
+    """A self-check: the points listed, a toggle per point (☑ marked, ☐ not) and Done."""
+    listed = "\n".join(f"<b>{i}.</b> {html.escape(point)}" for i, point in enumerate(step.options, 1))
+    return OutMessage(f"{body}\n\n{listed}\n\n<i>Tap the points your answer makes, then {DONE}</i>", check_buttons(lesson_id, step, marked))
+
+
+def check_buttons(lesson_id: str, step: Step, marked: int) -> tuple[tuple[tuple[str, str], ...], ...]:
+    toggles = tuple(
+        (f"{'☑' if marked >> i & 1 else '☐'} {i + 1}", button_data(CheckButton(lesson_id, step.node, marked ^ (1 << i), False)))
+        for i in range(len(step.options))
+    )
+    return toggles, ((DONE, button_data(CheckButton(lesson_id, step.node, marked, True))),)
+
+
+def summary(lesson: Lesson, result: Summary) -> tuple[str, tuple[tuple[tuple[str, str], ...], ...]]:
+    """The end's summary as HTML, with a button for each part worth another look."""
     text = f"<b>Your result:</b> {result.score} of {result.questions} questions right at the first try."
-    if result.misconceptions:
-        ideas = "\n".join(f"• {html.escape(lesson.lesson.argument_map.get(m, m))}" for m in result.misconceptions)
-        text += f"\n\n<b>Ideas worth another look:</b>\n{ideas}"
-    return text + "\n\nUse /lessons for more, or /restart to go through this one again."
+    for question, answer in result.recalled:
+        text += f"\n\n<b>You were asked:</b> {html.escape(question)}\n<b>You said:</b> <i>{html.escape(answer)}</i>"
+    buttons = []
+    if result.look_again:
+        text += "\n\n<b>Worth another look:</b>"
+        for look in result.look_again:
+            text += f"\n• Part {look.part}: {html.escape(look.title)}"
+            text += "".join(f"\n   – {html.escape(lesson.lesson.argument_map.get(m, m))}" for m in look.ideas)
+            label = f"Look again: part {look.part}"
+            buttons.append(((label, button_data(RevisitButton(lesson.id, look.section))),))
+    text += "\n\nUse /lessons for more, or /restart to go through this one again."
+    return text, tuple(buttons)
 
 
 def answered(original_html: str, option: str) -> str:
     """A question message after it was answered: the choice shown, no buttons."""
     return f"{original_html}\n\n<b>Your answer:</b> {html.escape(option)}"
+
+
+def checked(original_html: str, points: list[int]) -> str:
+    """A self-check after Done: the points the learner marked, no buttons."""
+    marked = ", ".join(str(p + 1) for p in points) if points else "none"
+    return f"{original_html}\n\n<b>Your answer makes:</b> {marked}"
 
 
 def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:

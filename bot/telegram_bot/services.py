@@ -49,6 +49,7 @@ HINTS = {  # what the bot expects at each kind of step
     "message": "Tap <b>Continue</b> under the message to go on.",
     "choice": "Tap one of the buttons under the question, or type the number of your answer.",
     "text": "Please type your answer as a text message.",
+    "check": "Tap the points your answer makes, then <b>Done</b> (or type their numbers, e.g. 1 3).",
     "end": f"You have finished this lesson. {AFTER_THE_END}",
 }
 
@@ -150,9 +151,9 @@ class Replies:
             outgoing.append(OutMessage(AFTER_THE_END))
         return outgoing
 
-    def edit(self, message_id: int, text: str | None = None, erase: bool = False) -> None:
-        """Take the buttons off a sent message, and replace its text if `text` is given."""
-        self.s.outbox.add_edit(self.person.chat_id, message_id, text, self.update_id, erase=erase)
+    def edit(self, message_id: int, text: str | None = None, erase: bool = False, buttons: tuple = ()) -> None:
+        """Take the buttons off a sent message (or set `buttons`), and replace its text if given."""
+        self.s.outbox.add_edit(self.person.chat_id, message_id, text, self.update_id, erase=erase, buttons=buttons)
 
 
 def source(update: Update) -> str:
