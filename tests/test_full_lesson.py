@@ -2,7 +2,8 @@
 misconception, and every path through the lesson ending.
 
 Everything here works from the lesson file alone, except the copying check, which reads the
-column from ../shared when it is there and is skipped otherwise.
+column from ../shared when it is there and is skipped otherwise. Rules about how the lesson
+teaches (ask, then explain; option lengths; quotes; feedback) are in test_lesson_content.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import Answer, Choose, Continue, Start, State, step
+from bot.engine import Answer, Check, Choose, Continue, Start, State, step
 from bot.lesson import ChoiceNode, EndNode, MessageNode, WriteNode
 from bot.loader import load_file
 from bot.validate import estimated_minutes
@@ -40,6 +41,7 @@ SECTIONS_IN_ORDER = [
     "alternative",
     "contradictions",
     "conclusion",
+    "assumptions",
     "critical",
     "judge",
     "epilogue",
@@ -88,15 +90,17 @@ def all_correct_path(lesson):
 
 
 def texts(node):
-    """Every piece of text a node shows."""
+    """Every piece of text a node shows in the lesson's own words (not its quote)."""
     found = []
-    for key in ("say", "ask", "write", "end", "matched", "unmatched", "feedback"):
+    for key in ("say", "ask", "write", "end", "model_answer"):
         value = getattr(node, key, None)
         if isinstance(value, str):
             found.append(value)
     if isinstance(node, ChoiceNode):
         for option in node.options:
             found += [option.text, option.feedback]
+    if isinstance(node, WriteNode):
+        found += node.checklist
     return found
 
 
@@ -174,7 +178,23 @@ def test_each_misconception_is_a_wrong_option_with_a_remedy(lesson, mid):
         assert isinstance(remedy, MessageNode), f"{node.id}: {mid} should lead to a remedy message"
         assert remedy.id.startswith("remedy-"), remedy.id
         assert mid in remedy.covers, f"{remedy.id} should cover {mid}"
-        assert lesson.targets(remedy) == [node.id], f"{remedy.id} should return to {node.id}"
+        # The remedy returns to the question that sent the learner (or to its variant).
+        assert remedy.returns, f"{remedy.id} should say returns: true"
+        assert node.id in lesson.senders[remedy.id]
+        assert lesson.retry_of(node.id) in lesson.targets(remedy)
+
+
+def test_a_remedy_serves_two_questions_and_variants_replace_a_trivial_retry(lesson):
+    shared = {r: qs for r, qs in lesson.senders.items() if len(qs) >= 2}
+    assert shared, "no remedy is shared by two questions"
+    variants = lesson.variant_of
+    assert len(variants) >= 2
+    for variant, original in variants.items():
+        node = lesson.nodes[variant]
+        assert isinstance(node, ChoiceNode) and node.graded and node.next, variant
+        # A variant goes where its original goes, and is asked only after a wrong answer.
+        assert node.next == lesson.nodes[original].next, variant
+        assert variant not in all_correct_path(lesson)
 
 
 def test_misconception_options_are_never_correct_and_remedies_are_specific(lesson):
@@ -231,6 +251,8 @@ def play(lesson, rng, limit=500):
             value = Continue(node.id)
         elif isinstance(node, ChoiceNode):
             value = Choose(node.id, rng.randrange(len(node.options)))
+        elif isinstance(node, WriteNode) and state.checking:
+            value = Check(node.id, tuple(i for i in range(len(node.checklist)) if rng.random() < 0.5))
         elif isinstance(node, WriteNode):
             count = node.min_words + rng.randrange(10)
             value = Answer(" ".join(rng.choice(WORDS) for _ in range(count)))
@@ -255,63 +277,95 @@ def test_random_play_throughs_all_end(lesson):
     assert seen == set(lesson.nodes), f"never visited: {set(lesson.nodes) - seen}"
 
 
+def wrong_first(node: ChoiceNode) -> int:
+    """The option a learner who gets everything wrong first picks: a misconception if the
+    question has one, else the first wrong option (file index)."""
+    wrong = [i for i, o in enumerate(node.options) if not o.correct]
+    return next((i for i in wrong if node.options[i].misconception), wrong[0])
+
+
 def test_answering_every_question_wrong_first_reaches_the_end(lesson):
     state = step(lesson, State(), Start()).state
-    tried: dict[str, int] = {}
+    revealed = 0
     for _ in range(1000):
         if state.finished:
             break
         node = lesson.nodes[state.node]
         if isinstance(node, ChoiceNode):
-            wrong = [i for i, o in enumerate(node.options) if not o.correct]
-            right = [i for i, o in enumerate(node.options) if o.correct] or [0]
-            k = tried.get(node.id, 0)
-            tried[node.id] = k + 1
-            value = Choose(node.id, wrong[k] if node.graded and k < len(wrong) else right[0])
+            value = Choose(node.id, wrong_first(node) if node.graded else 0)
         elif isinstance(node, WriteNode):
-            value = Answer(" ".join(["because"] * node.min_words))
+            value = Check(node.id, (0,)) if state.checking else Answer(" ".join(["because"] * node.min_words))
         else:
             value = Continue(node.id)
-        state = step(lesson, state, value).state
+        result = step(lesson, state, value)
+        revealed += any(getattr(o, "verdict", None) == "reveal" for o in result.outputs)
+        state = result.state
     assert state.finished
     assert state.score == 0
     assert set(state.misconceptions) == set(MISCONCEPTIONS)
+    # Every question is answered wrong twice (the question, then its variant or itself), so
+    # the right answer is revealed at each one, and the learner moves on.
+    assert revealed >= len([n for n in choices(lesson) if n.graded and n.id not in lesson.variant_of])
+
+
+def test_a_misconception_chosen_twice_is_not_explained_twice(lesson):
+    """M1 can be chosen at two questions; the second time the engine reveals the answer
+    instead of sending the learner to the same remedy again."""
+    first, second = lesson.senders["remedy-m1"][:2]
+    state = step(lesson, State(), Start()).state
+    for _ in range(200):
+        node = lesson.nodes[state.node]
+        if node.id == second:
+            break
+        if isinstance(node, ChoiceNode) and not node.graded:
+            value = Choose(node.id, 0)
+        elif isinstance(node, ChoiceNode):
+            pick = wrong_first(node) if node.id == first else next(i for i, o in enumerate(node.options) if o.correct)
+            value = Choose(node.id, pick)
+        elif isinstance(node, WriteNode):
+            value = Check(node.id) if state.checking else Answer("because " * node.min_words)
+        else:
+            value = Continue(node.id)
+        state = step(lesson, state, value).state
+    result = step(lesson, state, Choose(second, wrong_first(lesson.nodes[second])))
+    assert [o.verdict for o in result.outputs if hasattr(o, "verdict")] == ["wrong", "reveal"]
+    assert not result.state.node.startswith("remedy-")
 
 
 # --- 5. shape and size ----------------------------------------------------------------
 
 
 def test_estimated_minutes_in_range(lesson):
-    assert 20 <= estimated_minutes(lesson) <= 40
+    assert 30 <= estimated_minutes(lesson) <= 40
 
 
 def test_question_kinds(lesson):
     writes = [n for n in lesson.nodes.values() if isinstance(n, WriteNode)]
     assert len(writes) >= 3
     for node in writes:
-        assert node.min_words > 1 and node.key_phrases and node.feedback, node.id
+        assert node.min_words > 1 and node.model_answer and node.checklist, node.id
     written = {ref for n in writes for ref in n.covers}
-    assert {"C5", "R4", "R5"} <= written
+    assert {"R2", "R5", "C11"} <= written  # the neutral rewrite, the verdict, the fallback
 
     true_false = [n for n in choices(lesson) if [o.text for o in n.options] == ["True", "False"]]
     assert true_false, "no true/false question"
+    assert all(not n.shuffle for n in true_false), "True/False keep their order"
 
-    next_step = [n for n in choices(lesson) if "which step comes next" in n.ask.casefold()]
-    assert next_step, "no 'which step comes next in the argument' question"
-
-    pairs = [n for n in choices(lesson) if "contradict each other" in n.ask.casefold()]
+    pairs = [n for n in choices(lesson) if "set against each other" in n.ask.casefold()]
     assert pairs and "C13" in pairs[0].covers
-    assert all(re.fullmatch(r"[A-D] and [A-D]", o.text) for o in pairs[0].options)
+    letters = [o for o in pairs[0].options if re.fullmatch(r"[A-D] and [A-D]", o.text)]
+    others = [o for o in pairs[0].options if o not in letters]
+    assert len(letters) >= 3 and all(o.last for o in others)
 
 
-def test_ungraded_question_is_the_dated_epilogue(lesson):
+def test_ungraded_questions_are_the_opening_poll_and_the_dated_epilogue(lesson):
     ungraded = [n for n in choices(lesson) if not n.graded]
-    assert ungraded
-    for node in ungraded:
-        assert lesson.section_of[node.id].id == "epilogue"
-        assert "E" in node.covers
+    assert {lesson.section_of[n.id].id for n in ungraded} == {"setting", "epilogue"}
+    end = next(n for n in lesson.nodes.values() if isinstance(n, EndNode))
+    assert {n.id for n in ungraded} <= set(end.recall), "the end shows both opinions again"
     epilogue = [n for n in lesson.nodes.values() if "E" in n.covers and isinstance(n, MessageNode)]
-    assert epilogue and all("June 2025" in n.say and "April 2025" in n.say for n in epilogue)
+    assert epilogue and "April 2025" in epilogue[0].say and "June 2025" in epilogue[0].say
+    assert all(n.graded is False for n in ungraded if "E" in n.covers)
     # The epilogue is the last thing before the end.
     path = all_correct_path(lesson)
     assert isinstance(lesson.nodes[path[-1]], EndNode)
