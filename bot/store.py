@@ -153,6 +153,24 @@ def m003_outbox_and_set_aside(db: Database) -> None:
     db["inbox"].create_index(["learner"])
 
 
+@migrations()
+def m004_assignments(db: Database) -> None:
+    # A lesson a group's leader assigned, done by each member at their own pace in their
+    # private chat with the bot, and counted for the group.
+    db["assignments"].create(
+        {"id": int, "chat": str, "title": str, "lesson": str, "created_by": str, "created_at": str},
+        pk="id",
+        not_null={"chat", "lesson", "created_at"},
+    )
+    db["assignments"].create_index(["chat", "id"])
+    db["assignment_members"].create(
+        {"assignment": int, "learner": str, "joined_at": str},
+        pk=("assignment", "learner"),
+        foreign_keys=[("assignment", "assignments", "id")],
+    )
+    db["assignment_members"].create_index(["learner"])
+
+
 @dataclass(frozen=True)
 class Progress:
     """One learner's place in one lesson in one chat."""
@@ -373,7 +391,12 @@ class Store:
         # stays behind in either: secure_delete alone misses the stale copy of a row that an
         # UPDATE moved within its page.
         with self.atomic():
-            for table, column in (("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat")):
+            self.db.execute("UPDATE assignments SET created_by = NULL WHERE created_by = ?", [learner])
+            tables = (
+                ("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat"),
+                ("assignment_members", "learner"),
+            )
+            for table, column in tables:
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])
             self.db.execute(
                 "UPDATE inbox SET learner = NULL, chat = NULL, payload = '{}', error = NULL "
@@ -382,6 +405,41 @@ class Store:
             )
         if not self.db.conn.in_transaction:
             self.scrub()  # else the caller does, once its transaction is committed
+
+    # --- group assignments -------------------------------------------------------------
+
+    def assign(self, chat: str, title: str | None, lesson: str, by: str) -> int:
+        """Record that a group's leader assigned a lesson; its id goes in the join link."""
+        cursor = self.db.execute(
+            "INSERT INTO assignments (chat, title, lesson, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
+            [chat, title, lesson, by, self.now()],
+        )
+        return int(cursor.lastrowid)
+
+    def assignment(self, assignment_id: int) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, chat, title, lesson FROM assignments WHERE id = ?", [assignment_id]
+        ).fetchone()
+        return dict(zip(("id", "chat", "title", "lesson"), row)) if row else None
+
+    def join(self, assignment_id: int, learner: str) -> None:
+        """A member took up an assignment (again: changes nothing)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO assignment_members (assignment, learner, joined_at) VALUES (?, ?, ?)",
+            [assignment_id, learner, self.now()],
+        )
+
+    def standings(self, chat: str) -> list[tuple[str, str, str | None, Progress | None]]:
+        """(lesson, learner, name, their one-to-one progress) for each member of each lesson
+        assigned in the group `chat`, in the order they joined; a lesson assigned twice counts once."""
+        rows = self.db.execute(
+            "SELECT a.lesson, m.learner, l.name, MIN(m.joined_at) AS joined FROM assignments a "
+            "JOIN assignment_members m ON m.assignment = a.id LEFT JOIN learners l ON l.id = m.learner "
+            "WHERE a.chat = ? GROUP BY a.lesson, m.learner ORDER BY a.lesson, joined",
+            [chat],
+        ).fetchall()
+        # The member does the lesson in their private chat, whose id is their user id.
+        return [(lesson, learner, name, self.progress(learner, lesson, learner)) for lesson, learner, name, _ in rows]
 
     def scrub(self) -> None:
         """Rewrite the database file (VACUUM) and empty the WAL: nothing deleted survives in

@@ -113,6 +113,7 @@ class FakeTelegram:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.answered_queries: set[str] = set()
         self.blocked: set[int] = set()
+        self.admins: dict[int, set[int]] = {}  # group id -> its admins' user ids
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # method -> canned errors
         self.commands: list[dict[str, Any]] = []
         self.delivered: dict[int, int] = {}  # update_id -> times handed out by getUpdates
@@ -311,6 +312,11 @@ class FakeTelegram:
             self.answered_queries.add(params["callback_query_id"])
             return ok(True)
         chat_id = int(params.get("chat_id", 0))
+        if method == "getChatMember":
+            user = self._user(int(params["user_id"]))
+            if int(params["user_id"]) in self.admins.get(chat_id, set()):
+                return ok({"status": "creator", "user": user, "is_anonymous": False})
+            return ok({"status": "member", "user": user})
         if chat_id in self.blocked:
             return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
         if method == "sendMessage":

@@ -36,7 +36,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
-from bot.telegram_bot import buttons, handlers
+from bot.telegram_bot import buttons, groups, handlers
 from bot.store import Store, transient, wait_out
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
 from bot.telegram_bot.outbox import Outbox
@@ -91,9 +91,10 @@ def build_application(
     app.add_handler(MessageHandler(private & filters.TEXT, handlers.text_message))
     app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.other_message))
     app.add_handler(CallbackQueryHandler(buttons.button))
-    app.add_handler(
-        MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.MESSAGE & filters.COMMAND, handlers.group_message)
-    )
+    in_group = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler("assign", groups.assign, filters=in_group))
+    app.add_handler(CommandHandler("standings", groups.standings, filters=in_group))
+    app.add_handler(MessageHandler(in_group & filters.COMMAND, handlers.group_message))
     app.add_error_handler(handlers.on_error)
     return app
 

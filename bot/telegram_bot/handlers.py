@@ -17,6 +17,7 @@ from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
+from bot.telegram_bot import groups
 from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
 from bot.telegram_bot.services import (
     HINTS,
@@ -89,7 +90,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     wanted = context.args[0] if context.args else None
     with handling(s, update, person) as out:
         latest = s.store.latest_progress(person.learner, person.chat)
-        if wanted in s.tutor.lessons:
+        assigned = groups.joined(s, person.learner, wanted)  # a group's assignment link
+        if assigned:
+            lesson_id, group = assigned
+            note = OutMessage(f"<i>This lesson was assigned in “{html.escape(group)}”: your progress counts for the group.</i>")
+            out.show(s.tutor.begin(person.learner, person.chat, lesson_id, update_id=update.update_id), before=[note])
+        elif wanted in s.tutor.lessons:
             out.show(s.tutor.begin(person.learner, person.chat, wanted, update_id=update.update_id))
         elif wanted is None and latest and latest.lesson in s.tutor.lessons:
             out.show(s.tutor.begin(person.learner, person.chat, latest.lesson, update_id=update.update_id))
@@ -213,11 +219,14 @@ async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 # --- groups ---------------------------------------------------------------------------
 
-GROUP_NOTE = "Group study is not available yet. Talk to me one-to-one: @{username}"
+GROUP_NOTE = (
+    "Group study is not available yet in the group itself. An admin can /assign a lesson that each of "
+    "you does one-to-one with me, and /standings shows who has finished. Talk to me one-to-one: @{username}"
+)
 
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Commands in groups: group study is not available yet; point to the private chat."""
+    """Other commands in groups: lessons happen one-to-one (or by /assign); point to the private chat."""
     s, chat = services(context), update.effective_chat
     if chat is None:
         return

@@ -36,9 +36,14 @@ class OutMessage:
     def markup(self) -> InlineKeyboardMarkup | None:
         if not self.buttons:
             return None
-        return InlineKeyboardMarkup(
-            [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in self.buttons]
-        )
+        return InlineKeyboardMarkup([[_button(label, data) for label, data in row] for row in self.buttons])
+
+
+def _button(label: str, data: str) -> InlineKeyboardButton:
+    """A button: a link if `data` is an https address (a deep link to the bot), else callback data."""
+    if data.startswith("https://"):
+        return InlineKeyboardButton(label, url=data)
+    return InlineKeyboardButton(label, callback_data=data)
 
 
 # --- button data ------------------------------------------------------------------------

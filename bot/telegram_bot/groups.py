@@ -1,0 +1,136 @@
+"""Group study, self-paced: a group's leader assigns a lesson with `/assign`; each member
+does it in a private chat with the bot (a deep link takes them there) and counts for the
+group; `/standings` shows the group who has finished and how far the others are, never
+anyone's answers.
+
+Who may lead: the group's admins (asked of Telegram, remembered for a minute) and the
+user ids in TUTORBOT_INSTRUCTORS. Anyone else gets one short refusal (rationed per group);
+an anonymous admin, who writes as the group itself, is asked to use their own account.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+
+from telegram import Update
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.telegram_bot.render import OutMessage
+from bot.telegram_bot.sending import Blocked
+from bot.telegram_bot.services import Services, services
+from bot.tutor import progress_bar
+
+log = logging.getLogger(__name__)
+
+ADMINS_FOR = 60.0  # seconds a "who is an admin" answer from Telegram is trusted
+JOIN = "as-"  # /start as-<assignment id>: the deep link of an assignment
+LEADERS_ONLY = "Only the group's admins or instructors can do that."
+ANONYMOUS = "You are writing as the group (an anonymous admin). Please send that from your own account."
+
+
+async def may_lead(s: Services, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:
+    """Whether a user may lead study in a group: an instructor, or one of its admins."""
+    if user_id in s.settings.instructors:
+        return True
+    cache = context.bot_data.setdefault("admins", {})
+    known = cache.get((chat_id, user_id))
+    if known is not None and time.monotonic() - known[1] < ADMINS_FOR:
+        return known[0]
+    try:
+        member = await s.sender.call(lambda: context.bot.get_chat_member(chat_id, user_id), attempts=2)
+    except (TelegramError, Blocked) as exc:
+        log.warning("could not ask Telegram who leads group %s (%s)", chat_id, exc)
+        return False
+    leads = member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+    cache[(chat_id, user_id)] = (leads, time.monotonic())
+    return leads
+
+
+def _reply(s: Services, update: Update, text: str, buttons: tuple = (), rationed: bool = False) -> None:
+    """Queue a message to the group and mark the update handled, in one transaction.
+    A reply that changes nothing is `rationed`: a few per group, then about one a second."""
+    chat = update.effective_chat
+    assert chat is not None
+    with s.store.atomic():
+        if not (rationed and s.quiet(chat.id, "command")):
+            s.outbox.add(chat.id, OutMessage(text, buttons), update.update_id, droppable=rationed, priority=1)
+        s.inbox.mark_handled(update.update_id)
+
+
+async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/assign [lesson] in a group: a button that takes each member to the lesson in private."""
+    s, chat, message = services(context), update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    if message.sender_chat is not None and message.sender_chat.id == chat.id:
+        _reply(s, update, ANONYMOUS, rationed=True)
+        return
+    user = update.effective_user
+    if user is None or not await may_lead(s, context, chat.id, user.id):
+        _reply(s, update, LEADERS_ONLY, rationed=True)
+        return
+    wanted = context.args[0] if context.args else s.settings.default_lesson
+    if wanted not in s.tutor.lessons:
+        names = ", ".join(sorted(s.tutor.lessons))
+        _reply(s, update, f"There is no lesson called “{html.escape(wanted[:64])}”. Lessons: {names}.", rationed=True)
+        return
+    lesson = s.tutor.lessons[wanted].lesson
+    with s.store.atomic():
+        s.store.ensure_learner(f"tg:{user.id}", user.full_name)
+        number = s.store.assign(f"tg:{chat.id}", chat.title, wanted, f"tg:{user.id}")
+        link = f"https://t.me/{context.bot.username}?start={JOIN}{number}"
+        text = (
+            f"📚 <b>{html.escape(lesson.title)}</b> is assigned to this group.\n\n"
+            "Tap the button to do it in a private chat with me, at your own pace; your progress "
+            "counts for this group. /standings shows who has finished (never anyone's answers)."
+        )
+        s.outbox.add(chat.id, OutMessage(text, ((("Start the lesson", link),),)), update.update_id, priority=1)
+        s.inbox.mark_handled(update.update_id)
+
+
+async def standings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/standings in a group: for each assigned lesson, who has finished and where the others are."""
+    s, chat = services(context), update.effective_chat
+    if chat is None:
+        return
+    rows = s.store.standings(f"tg:{chat.id}")
+    if not rows:
+        assigned = s.store.db.execute("SELECT 1 FROM assignments WHERE chat = ? LIMIT 1", [f"tg:{chat.id}"]).fetchone()
+        empty = "No one has started the lesson assigned here yet." if assigned else (
+            "Nothing is assigned in this group yet. An admin can send /assign."
+        )
+        _reply(s, update, empty, rationed=True)
+        return
+    lines: list[str] = []
+    for lesson_id, _, name, progress in rows:
+        loaded = s.tutor.lessons.get(lesson_id)
+        if loaded is None:
+            continue
+        lesson = loaded.lesson
+        if not lines or lines[-1] != f"\n<b>{html.escape(lesson.title)}</b>":
+            lines.append(f"\n<b>{html.escape(lesson.title)}</b>")
+        who = html.escape(name or "A member")
+        if progress is None or progress.state.node not in lesson.nodes and not progress.state.finished:
+            lines.append(f"• {who}: not started")
+        elif progress.state.finished:
+            lines.append(f"• {who}: ✅ finished")
+        else:
+            part, parts = lesson.part_of(progress.state.node)
+            lines.append(f"• {who}: {progress_bar(part, parts)}")
+    _reply(s, update, "<b>Standings</b>" + "\n".join(lines), rationed=True)
+
+
+def joined(s: Services, learner: str, start_arg: str | None) -> tuple[str, str] | None:
+    """For `/start as-<id>` in a private chat: record the member and return (lesson id, the
+    group's title); None if the argument is no assignment's."""
+    if not start_arg or not start_arg.startswith(JOIN) or not start_arg[len(JOIN):].isdecimal():
+        return None
+    found = s.store.assignment(int(start_arg[len(JOIN):][:18]))
+    if found is None or found["lesson"] not in s.tutor.lessons:
+        return None
+    s.store.join(found["id"], learner)
+    return found["lesson"], found["title"] or "your group"

@@ -1,0 +1,101 @@
+"""Self-paced group study: /assign in a group, each member's lesson in private, /standings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_telegram_bot import Harness, play_core_lesson
+
+GROUP = -100777
+TEACHER, ANN, BEN, STRANGER = 9001, 9002, 9003, 9004
+
+
+async def in_group(h: Harness, user: int, text: str) -> list[dict]:
+    before = len(h.telegram.bot_messages(GROUP))
+    await h.handled(h.telegram.send_text(user, text, group=GROUP))
+    return h.telegram.bot_messages(GROUP)[before:]
+
+
+def link_of(message: dict) -> str:
+    [[button]] = message["reply_markup"]["inline_keyboard"]
+    return button["url"]
+
+
+async def test_an_admin_assigns_and_each_member_counts_for_the_group(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        [posted] = await in_group(h, TEACHER, "/assign madman-core")
+        assert "is assigned to this group" in posted["text"]
+        link = link_of(posted)
+        assert link.startswith("https://t.me/argument_tutor_bot?start=as-")
+        start = link.split("?start=")[1]
+
+        # Ann follows the link: the lesson starts in her private chat, noted as the group's.
+        replies = await h.say(ANN, f"/start {start}")
+        assert "assigned in “Study group”" in replies[0]["text"]
+        assert h.store.progress(f"tg:{ANN}", "madman-core", f"tg:{ANN}") is not None
+        await play_core_lesson(h, ANN)  # /start again resumes; she goes through to the end
+        # Ben follows it and stops early.
+        await h.say(BEN, f"/start {start}")
+        await h.say(BEN, f"/start {start}")  # twice: still one member
+
+        [standings] = await in_group(h, STRANGER, "/standings")
+        text = standings["text"]
+        assert "Standings" in text and "Madman theory" in text
+        assert f"Learner{ANN}: ✅ finished" in text
+        assert f"Learner{BEN}: ▰" in text and "part 1 of" in text
+        assert text.count(f"Learner{BEN}") == 1
+        # Never anyone's answers or score.
+        assert "Yielding" not in text and "result" not in text.lower()
+
+
+async def test_only_leaders_assign_and_refusals_are_few(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        replies = []
+        for _ in range(12):
+            replies += await in_group(h, STRANGER, "/assign")
+        assert replies and all(r["text"] == "Only the group's admins or instructors can do that." for r in replies)
+        assert len(replies) <= 6  # rationed: a few, then about one a second
+        assert h.store.db.execute("SELECT COUNT(*) FROM assignments").fetchone()[0] == 0
+        [none] = await in_group(h, STRANGER, "/standings") or [None]
+        assert none is None or "Nothing is assigned" in none["text"]
+
+
+async def test_an_instructor_may_assign_in_any_group_and_a_bad_lesson_is_named(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.settings.instructors = [TEACHER]
+        [refused] = await in_group(h, TEACHER, "/assign nosuch")
+        assert "There is no lesson called “nosuch”" in refused["text"]
+        [posted] = await in_group(h, TEACHER, "/assign")  # the default lesson
+        assert "is assigned to this group" in posted["text"]
+
+
+async def test_a_forged_or_unknown_assignment_link_is_just_a_start(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        for arg in ["as-999", "as-", "as-1x", "as-" + "9" * 40]:
+            replies = await h.say(ANN, f"/start {arg}")
+            assert "There is no lesson called" in replies[0]["text"], arg
+        assert h.store.db.execute("SELECT COUNT(*) FROM assignment_members").fetchone()[0] == 0
+
+
+async def test_forget_removes_a_member_from_the_standings(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        [posted] = await in_group(h, TEACHER, "/assign madman-core")
+        await h.say(ANN, f"/start {link_of(posted).split('?start=')[1]}")
+        ask = (await h.say(ANN, "/forget"))[0]
+        await h.tap(ANN, ask, "Yes, delete everything")
+        h.app.bot_data["services"].allowance.clear()
+        [standings] = await in_group(h, TEACHER, "/standings")
+        assert standings["text"] == "No one has started the lesson assigned here yet."
+
+
+async def test_an_anonymous_admin_is_asked_to_use_their_own_account(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        message = h.telegram._incoming(1087968824, GROUP, text="/assign", entities=[{"type": "bot_command", "offset": 0, "length": 7}])
+        message["sender_chat"] = {"id": GROUP, "type": "supergroup", "title": "Study group"}
+        before = len(h.telegram.bot_messages(GROUP))
+        await h.handled(h.telegram._push({"message": message}))
+        [reply] = h.telegram.bot_messages(GROUP)[before:]
+        assert "anonymous admin" in reply["text"] and "your own account" in reply["text"]
+        assert h.store.db.execute("SELECT COUNT(*) FROM assignments").fetchone()[0] == 0
