@@ -165,3 +165,12 @@ def test_line_breaks_inside_a_paragraph_are_joined_lists_and_paragraphs_kept() -
     core = load_all([dialogues / "madman-core.yaml"])["madman-core"].lesson
     message = step_message("madman-core", Step("remedy-m1", "message", core.nodes["remedy-m1"].text, (), 1, 1, "x"))
     assert "\n1. If I refuse, I will be hurt" in message.text and "\n2. If I comply" in message.text
+
+
+def test_a_long_recalled_answer_is_shortened_so_the_end_stays_one_valid_message() -> None:
+    long_answer = "word " * 3000
+    outputs = (Step("e", "end", "Bye", (), 2, 2, "The end"), Summary(1, 2, (), (("Q1?", long_answer), ("Q2?", long_answer))))
+    [end] = messages(LESSON, outputs)
+    assert len(end.text) < 4096 and end.text.count("<i>") == end.text.count("</i>") == 2
+    assert "word …</i>" in end.text
+

@@ -231,7 +231,8 @@ def summary(lesson: Lesson, result: Summary) -> tuple[str, tuple[tuple[tuple[str
     """The end's summary as HTML, with a button for each part worth another look."""
     text = f"<b>Your result:</b> {result.score} of {result.questions} questions right at the first try."
     for question, answer in result.recalled:
-        text += f"\n\n<b>You were asked:</b> {html.escape(question)}\n<b>You said:</b> <i>{html.escape(answer)}</i>"
+        said = html.escape(shortened(answer, RECALLED_MAX))
+        text += f"\n\n<b>You were asked:</b> {html.escape(question)}\n<b>You said:</b> <i>{said}</i>"
     buttons = []
     if result.look_again:
         text += "\n\n<b>Worth another look:</b>"
@@ -242,6 +243,16 @@ def summary(lesson: Lesson, result: Summary) -> tuple[str, tuple[tuple[tuple[str
             buttons.append(((label, button_data(RevisitButton(lesson.id, look.section))),))
     text += "\n\nUse /lessons for more, or /restart to go through this one again."
     return text, tuple(buttons)
+
+
+RECALLED_MAX = 600  # characters of a recalled answer: a reminder, and the end stays one message
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text`, cut at a word end with "…" if it is longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip() + " …"
 
 
 def answered(original_html: str, option: str) -> str:
