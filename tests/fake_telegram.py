@@ -115,7 +115,8 @@ class FakeTelegram:
         self.blocked: set[int] = set()
         self.admins: dict[int, set[int]] = {}  # group id -> its admins' user ids
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # method -> canned errors
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default menu
+        self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope type -> its menu
         self.delivered: dict[int, int] = {}  # update_id -> times handed out by getUpdates
         self.faults: list[Fault] = []
         self.delays: dict[str, float] = {}  # method -> seconds the transport waits before answering
@@ -306,7 +307,13 @@ class FakeTelegram:
                        "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False})
         if method in ("setMyCommands", "deleteWebhook", "setWebhook", "sendChatAction"):
             if method == "setMyCommands":
-                self.commands = params["commands"] if isinstance(params["commands"], list) else json.loads(params["commands"])
+                commands = params["commands"] if isinstance(params["commands"], list) else json.loads(params["commands"])
+                scope = params.get("scope")
+                if scope:
+                    scope = scope if isinstance(scope, dict) else json.loads(scope)
+                    self.scoped_commands[scope["type"]] = commands
+                else:
+                    self.commands = commands
             return ok(True)
         if method == "answerCallbackQuery":
             self.answered_queries.add(params["callback_query_id"])

@@ -132,6 +132,7 @@ async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
         assert len(presses) == len(h.telegram.answered_queries) > 0
         # The command menu was registered at start-up.
         assert [c["command"] for c in h.telegram.commands] == ["start", "lessons", "progress", "restart", "help", "forget"]
+        assert [c["command"] for c in h.telegram.scoped_commands["all_group_chats"]] == ["assign", "standings"]
 
 
 async def test_an_answered_question_shows_the_choice_and_loses_its_buttons(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Update
+from telegram import BotCommandScopeAllGroupChats, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -304,8 +304,11 @@ async def _poll_after_deleting_webhook(app: Application, dispatcher: Dispatcher,
 
 
 async def _register_commands(app: Application, stop: asyncio.Event) -> None:
-    """Set the command menu; a failure is retried in the background, it never stops the bot."""
+    """Set the command menus (one-to-one, and in groups); a failure is retried in the
+    background, it never stops the bot."""
     await _retrying(lambda: app.bot.set_my_commands(handlers.COMMANDS), "setMyCommands", stop)
+    in_groups = BotCommandScopeAllGroupChats()
+    await _retrying(lambda: app.bot.set_my_commands(groups.COMMANDS, scope=in_groups), "setMyCommands (groups)", stop)
 
 
 async def _retrying(call: Callable[[], Awaitable[Any]], what: str, stop: asyncio.Event) -> bool:

@@ -14,7 +14,7 @@ import html
 import logging
 import time
 
-from telegram import Update
+from telegram import BotCommand, Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -26,6 +26,10 @@ from bot.tutor import progress_bar
 
 log = logging.getLogger(__name__)
 
+COMMANDS = [  # the command menu in groups
+    BotCommand("assign", "Admins: assign a lesson, done one-to-one, counted for the group"),
+    BotCommand("standings", "Who has finished the assigned lesson"),
+]
 ADMINS_FOR = 60.0  # seconds a "who is an admin" answer from Telegram is trusted
 JOIN = "as-"  # /start as-<assignment id>: the deep link of an assignment
 LEADERS_ONLY = "Only the group's admins or instructors can do that."

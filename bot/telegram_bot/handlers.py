@@ -55,7 +55,9 @@ HELP = (
     "/progress – where you are, your score so far\n"
     "/restart – start the current lesson over\n"
     "/forget – delete everything stored about you\n"
-    "/help – this message"
+    "/help – this message\n\n"
+    "In a group, an admin can /assign a lesson that each member does here with me, and "
+    "/standings shows who has finished."
 )
 
 
