@@ -1,4 +1,5 @@
-"""What the bot does with commands and messages in a one-to-one chat (and in groups, for now).
+"""What the bot does with commands and messages in a one-to-one chat, and with the group
+commands other than those of `bot.telegram_bot.groups` (a pointer to the private chat).
 
 Every handler has the same shape: work out who is asking, then run the tutor inside
 `handling`: one transaction that records the answer, adds the replies to the outbox and
