@@ -134,16 +134,15 @@ class Console:
         heading = False
         for output in reply.outputs:
             self.write(render(output, lesson, bar=not heading))
-            heading = isinstance(output, Notice) and output.text.startswith("Part ")
+            heading = isinstance(output, Notice) and output.part is not None
 
 
 def render(output: engine.Output, lesson: Lesson, bar: bool = True) -> str:
     """One output as terminal text. A new part's heading carries the progress marks, and
     every other step starts with them (`bar`)."""
     if isinstance(output, Notice):
-        if output.text.startswith("Part "):
-            part, parts = (int(n) for n in output.text.split(":")[0].split()[1::2])
-            return f"\n=== {progress_marks(part, parts)} {output.text} ==="
+        if output.part is not None and output.parts is not None:
+            return f"\n=== {progress_marks(output.part, output.parts)} {output.text} ==="
         return f"\n({output.text})"
     if isinstance(output, Feedback):
         return f"\n{wrap(MARKS[output.verdict] + output.text)}\n"

@@ -135,9 +135,12 @@ def input_from_dict(data: dict[str, Any]) -> Input:
 
 @dataclass(frozen=True)
 class Notice:
-    """Information about the lesson itself: a new part begins, the lesson changed."""
+    """Information about the lesson itself: a new part begins (`part` of `parts`), the
+    lesson changed."""
 
     text: str
+    part: int | None = None  # set when the notice opens a part
+    parts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,7 @@ def _enter(lesson: Lesson, state: State, target: str, said: tuple[Output, ...], 
     outputs = list(said)
     if section.id != state.section:
         part, parts = lesson.part_of(target)
-        outputs.append(Notice(f"Part {part} of {parts}: {section.title}"))
+        outputs.append(Notice(f"Part {part} of {parts}: {section.title}", part, parts))
     finished = isinstance(node, EndNode)
     new = replace(state, node=target, section=section.id, finished=finished)
     outputs.append(_view(lesson, node, new))

@@ -73,7 +73,7 @@ def test_short_options_are_buttons_long_ones_are_numbered() -> None:
 def test_feedback_then_part_heading_on_the_step_then_summary_at_the_end() -> None:
     outputs = (
         Feedback("Right & well done", "correct"),
-        Notice("Part 2 of 2: The end"),
+        Notice("Part 2 of 2: The end", 2, 2),
         Step("e", "end", "Bye", (), 2, 2, "The end"),
         Summary(1, 2, ("M1",), (("Your view?", "Mine <3"),), (LookAgain("s", 1, "S & T", ("M1",)),)),
     )

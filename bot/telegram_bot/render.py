@@ -161,7 +161,7 @@ def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
     paragraphs: list[str] = []
     heading: str | None = None
     for output in outputs:
-        if isinstance(output, Notice) and output.text.startswith("Part "):
+        if isinstance(output, Notice) and output.part is not None:
             heading = f"<b>{html.escape(output.text)}</b>"
         elif isinstance(output, Notice):
             paragraphs.append(f"<i>{html.escape(output.text)}</i>")
