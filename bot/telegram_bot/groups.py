@@ -54,14 +54,14 @@ async def may_lead(s: Services, context: ContextTypes.DEFAULT_TYPE, chat_id: int
     return leads
 
 
-def _reply(s: Services, update: Update, text: str, buttons: tuple = (), rationed: bool = False) -> None:
+def reply(s: Services, update: Update, text: str, rationed: bool = False) -> None:
     """Queue a message to the group and mark the update handled, in one transaction.
     A reply that changes nothing is `rationed`: a few per group, then about one a second."""
     chat = update.effective_chat
     assert chat is not None
     with s.store.atomic():
         if not (rationed and s.quiet(chat.id, "command")):
-            s.outbox.add(chat.id, OutMessage(text, buttons), update.update_id, droppable=rationed, priority=1)
+            s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=rationed, priority=1)
         s.inbox.mark_handled(update.update_id)
 
 
@@ -71,16 +71,16 @@ async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is None or message is None:
         return
     if message.sender_chat is not None and message.sender_chat.id == chat.id:
-        _reply(s, update, ANONYMOUS, rationed=True)
+        reply(s, update, ANONYMOUS, rationed=True)
         return
     user = update.effective_user
     if user is None or not await may_lead(s, context, chat.id, user.id):
-        _reply(s, update, LEADERS_ONLY, rationed=True)
+        reply(s, update, LEADERS_ONLY, rationed=True)
         return
     wanted = context.args[0] if context.args else s.settings.default_lesson
     if wanted not in s.tutor.lessons:
         names = ", ".join(sorted(s.tutor.lessons))
-        _reply(s, update, f"There is no lesson called “{html.escape(wanted[:64])}”. Lessons: {names}.", rationed=True)
+        reply(s, update, f"There is no lesson called “{html.escape(wanted[:64])}”. Lessons: {names}.", rationed=True)
         return
     lesson = s.tutor.lessons[wanted].lesson
     with s.store.atomic():
@@ -107,16 +107,18 @@ async def standings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         empty = "No one has started the lesson assigned here yet." if assigned else (
             "Nothing is assigned in this group yet. An admin can send /assign."
         )
-        _reply(s, update, empty, rationed=True)
+        reply(s, update, empty, rationed=True)
         return
     lines: list[str] = []
-    for lesson_id, _, name, progress in rows:
+    heading = None
+    for lesson_id, _, name, progress in rows:  # by lesson, then in the order members joined
         loaded = s.tutor.lessons.get(lesson_id)
         if loaded is None:
             continue
         lesson = loaded.lesson
-        if not lines or lines[-1] != f"\n<b>{html.escape(lesson.title)}</b>":
+        if lesson_id != heading:
             lines.append(f"\n<b>{html.escape(lesson.title)}</b>")
+            heading = lesson_id
         who = html.escape(name or "A member")
         if progress is None or progress.state.node not in lesson.nodes and not progress.state.finished:
             lines.append(f"• {who}: not started")
@@ -125,7 +127,7 @@ async def standings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         else:
             part, parts = lesson.part_of(progress.state.node)
             lines.append(f"• {who}: {progress_bar(part, parts)}")
-    _reply(s, update, "<b>Standings</b>" + "\n".join(lines), rationed=True)
+    reply(s, update, "<b>Standings</b>" + "\n".join(lines), rationed=True)
 
 
 def joined(s: Services, learner: str, start_arg: str | None) -> tuple[str, str] | None:

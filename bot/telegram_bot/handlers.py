@@ -230,14 +230,8 @@ GROUP_NOTE = (
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Other commands in groups: lessons happen one-to-one (or by /assign); point to the private chat."""
-    s, chat = services(context), update.effective_chat
-    if chat is None:
-        return
-    with s.store.atomic():
-        if not s.quiet(chat.id, "command"):
-            text = GROUP_NOTE.format(username=html.escape(context.bot.username))
-            s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=True, priority=1)
-        s.inbox.mark_handled(update.update_id)
+    if update.effective_chat is not None:
+        groups.reply(services(context), update, GROUP_NOTE.format(username=html.escape(context.bot.username)), rationed=True)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
