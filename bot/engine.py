@@ -454,10 +454,15 @@ def _revisit(lesson: Lesson, state: State, section_id: str) -> Result:
     section = next((s for s in lesson.sections if s.id == section_id), None)
     if section is None:
         raise StaleInput(f"no section '{section_id}'")
-    # Forget the section so that entering it announces it again; answers already given keep
-    # their score (a question answered before is not a first try any more).
-    fresh = replace(state, section=None, finished=False, back_to=None, checking=False)
-    return _enter(lesson, fresh, section.nodes[0].id, (), {"revisit": section_id})
+    # Answers already given keep their score: a question answered before is not a first try.
+    return _enter(lesson, _moved(state), section.nodes[0].id, (), {"revisit": section_id})
+
+
+def _moved(state: State) -> State:
+    """The state of a learner moved to the start of a part (to look again, or after an edit):
+    no remedy to return from, no self-check open, and the section forgotten, so that entering
+    it announces it again."""
+    return replace(state, section=None, finished=False, back_to=None, checking=False)
 
 
 def _resync(lesson: Lesson, state: State) -> Result:
@@ -467,6 +472,4 @@ def _resync(lesson: Lesson, state: State) -> Result:
     target = section.nodes[0].id if section else lesson.start_id
     where = "the start of this part" if section else "the start of the lesson"
     notice = Notice(f"This lesson has been updated and your step is gone, so you continue from {where}.")
-    # Forget the section so that entering it announces it again.
-    fresh = replace(state, section=None, finished=False, back_to=None, checking=False)
-    return _enter(lesson, fresh, target, (notice,), {"from": state.node})
+    return _enter(lesson, _moved(state), target, (notice,), {"from": state.node})

@@ -92,13 +92,19 @@ async def test_an_old_start_over_button_changes_nothing(tmp_path: Path) -> None:
         assert h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.node == START
 
 
+async def first_question(h: Harness, user: int) -> dict:
+    """Start the core lesson and go on to its first question; that question's message."""
+    await h.say(user, "/start madman-core")
+    for _ in OPENING[:-1]:
+        await h.tap(user, h.last(user), "Continue ▸")
+    question = h.last(user)
+    assert question_key(question) == OPENING[-1]
+    return question
+
+
 async def test_digits_that_are_not_numbers_get_a_reply(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
-        await h.say(ALICE, "/start madman-core")
-        for _ in OPENING[:-1]:
-            await h.tap(ALICE, h.last(ALICE), "Continue ▸")
-        question = h.last(ALICE)
-        assert question_key(question) == OPENING[-1]
+        question = await first_question(h, ALICE)
         buttons = h.telegram.buttons(question)  # in the order the learner sees the options
         for typed in ("²", "①", "99999999999999999999999"):
             h.app.bot_data["services"].allowance.clear()
@@ -164,11 +170,7 @@ async def test_an_edit_that_keeps_failing_is_given_up_and_holds_nothing_back(tmp
 
 async def test_a_tap_on_a_message_whose_text_cannot_be_read_back_is_still_answered(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
-        await h.say(ALICE, "/start madman-core")
-        for _ in OPENING[:-1]:
-            await h.tap(ALICE, h.last(ALICE), "Continue ▸")
-        question = h.last(ALICE)
-        assert question_key(question) == OPENING[-1]
+        question = await first_question(h, ALICE)
         data = next(d for _, d in h.telegram.buttons(question))
         forged = {k: v for k, v in question.items() if k not in ("from_bot", "html")}
         forged["text"] = "x\ud800"  # a lone surrogate: the text cannot be encoded to count entities
