@@ -339,18 +339,24 @@ class Lesson(Strict):
                     found[remedy].append(question.id)
         return found
 
-    def remedy_chain_end(self, node_id: str | None) -> str | None:
-        """The returning message reached from `node_id` through plain messages, if any."""
-        seen: set[str] = set()
-        while node_id and node_id not in seen:
-            seen.add(node_id)
+    def remedy_chain(self, node_id: str | None) -> list[str]:
+        """The plain messages from `node_id` on up to a returning message, that one last;
+        [] if reading on from `node_id` reaches no returning message."""
+        chain: list[str] = []
+        while node_id and node_id not in chain:
             node = self.nodes.get(node_id)
             if not isinstance(node, MessageNode):
-                return None
+                return []
+            chain.append(node_id)
             if node.returns:
-                return node.id
+                return chain
             node_id = node.next or self.following.get(node.id)
-        return None
+        return []
+
+    def remedy_chain_end(self, node_id: str | None) -> str | None:
+        """The returning message reached from `node_id` through plain messages, if any."""
+        chain = self.remedy_chain(node_id)
+        return chain[-1] if chain else None
 
     def option_order(self, node: ChoiceNode, seed: int) -> tuple[int, ...]:
         """The order in which a learner with `seed` sees the options (by their index in the file).

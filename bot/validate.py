@@ -124,19 +124,13 @@ def _choices(lesson: Lesson) -> Iterator[Found]:
 
 def _remedy_chains(lesson: Lesson) -> set[str]:
     """The messages an option leads into that read on to a returning remedy, with the remedy."""
-    members: set[str] = set()
-    for question in lesson.nodes.values():
-        if not isinstance(question, ChoiceNode):
-            continue
-        for option in question.options:
-            if lesson.remedy_chain_end(option.next) is None:
-                continue
-            node_id = option.next
-            while node_id and node_id not in members:
-                members.add(node_id)
-                node = lesson.nodes[node_id]
-                node_id = None if node.returns else node.next or lesson.following.get(node.id)
-    return members
+    return {
+        member
+        for question in lesson.nodes.values()
+        if isinstance(question, ChoiceNode)
+        for option in question.options
+        for member in lesson.remedy_chain(option.next)
+    }
 
 
 def _returns(lesson: Lesson) -> Iterator[Found]:
