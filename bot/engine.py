@@ -100,6 +100,14 @@ class Revisit:
 
 
 @dataclass(frozen=True)
+class Follow:
+    """In group study: the group has moved on to `node`, and this member with it (keeping
+    their scores; a remedy or a self-check they were in is left behind)."""
+
+    node: str
+
+
+@dataclass(frozen=True)
 class Answer:
     """Free text typed in answer to the current step."""
 
@@ -111,8 +119,8 @@ class Resync:
     """The learner's node is gone from an edited lesson: move to the start of their section."""
 
 
-Input = Start | Continue | Choose | Check | Answer | Revisit | Resync
-INPUTS = (Start, Continue, Choose, Check, Answer, Revisit, Resync)
+Input = Start | Continue | Choose | Check | Answer | Revisit | Resync | Follow
+INPUTS = (Start, Continue, Choose, Check, Answer, Revisit, Resync, Follow)
 
 
 def input_to_dict(value: Input) -> dict[str, Any]:
@@ -261,6 +269,10 @@ def step(lesson: Lesson, state: State, value: Input) -> Result:
         return _resync(lesson, state)
     if state.node is None:
         raise NotStarted("the lesson has not been started")
+    if isinstance(value, Follow):
+        if value.node not in lesson.nodes:
+            raise StaleInput(f"no step '{value.node}'")
+        return _enter(lesson, replace(_moved(state), section=state.section), value.node, (), {"follow": value.node})
     if isinstance(value, Revisit):
         if not state.finished:  # an old end's button, tapped mid-lesson, must not move anyone
             raise StaleInput("revisiting a part is offered at the end of the lesson")

@@ -171,6 +171,37 @@ def m004_assignments(db: Database) -> None:
     db["assignment_members"].create_index(["learner"])
 
 
+@migrations()
+def m005_study_sessions(db: Database) -> None:
+    # Live group study: one row per group, the session it is in (or was in last). A new
+    # session replaces the row (a new id), so the buttons of an older one are stale.
+    db["study_sessions"].create(
+        {
+            "id": int, "chat": str, "chat_id": int, "title": str, "lesson": str, "leader": str, "seed": int,
+            "node": str,  # the group's step
+            "phase": str,  # "shown"; at a question: "open" (taking answers) or "closed" (tally shown)
+            "state": str,  # "running", "paused", "stopped" or "finished"
+            "advance": int,  # seconds a question stays open when the bot moves on by itself; NULL: by hand
+            "due_at": str,  # when the bot moves on by itself (store time); NULL: not by itself
+            "counted": int,  # answers shown in the open question's live count
+            "counted_at": str,
+            "started_at": str, "updated_at": str,
+        },
+        pk="id",
+        not_null={"chat", "chat_id", "lesson", "seed", "node", "phase", "state", "started_at"},
+    )
+    db["study_sessions"].create_index(["chat"], unique=True)
+    db["study_sessions"].create_index(["state", "due_at"])
+    # Each member's first answer to each of a session's questions (their later taps count for nothing).
+    db["group_answers"].create(
+        {"session": int, "node": str, "learner": str, "option": int, "at": str},
+        pk=("session", "node", "learner"),
+    )
+    db["group_answers"].create_index(["learner"])
+    db["outbox"].add_column("poll_id", str)  # a sent poll's id: its answers name it
+    db["outbox"].create_index(["poll_id"])
+
+
 @dataclass(frozen=True)
 class Progress:
     """One learner's place in one lesson in one chat."""
@@ -394,8 +425,9 @@ class Store:
             self.db.execute("UPDATE assignments SET created_by = NULL WHERE created_by = ?", [learner])
             tables = (
                 ("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat"),
-                ("assignment_members", "learner"),
+                ("assignment_members", "learner"), ("group_answers", "learner"),
             )
+            self.db.execute("UPDATE study_sessions SET leader = NULL WHERE leader = ?", [learner])
             for table, column in tables:
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [learner])
             self.db.execute(

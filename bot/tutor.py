@@ -19,6 +19,7 @@ from bot.engine import (
     Check,
     Choose,
     Continue,
+    Follow,
     Input,
     InputError,
     Notice,
@@ -205,6 +206,41 @@ class Tutor:
         if step.kind == "message" and not seen(f"{lesson.id}:{step.node}"):
             return self.current(learner, chat)
         return self.act(learner, chat, typed_input(step, text), progress.lesson, update_id)
+
+    def in_group(
+        self,
+        learner: str,
+        chat: str,
+        lesson_id: str,
+        node: str,
+        value: Input | None,
+        seed: int,
+        since: str,
+        update_id: int | None = None,
+    ) -> Reply:
+        """A member's answer at a group's step `node` (group study, chat "tg:<group>").
+
+        The member is moved to the group's step first: their group progress starts with the
+        group's `seed` (so they see the group's order of options) unless it began at or after
+        `since` (the study session's start), and follows the group to `node`; then `value`,
+        if given, is applied. Raises `InputError`, recording nothing, if `value` does not
+        answer that step."""
+        lesson = self.loaded(lesson_id).lesson
+        progress = self.store.progress(learner, lesson_id, chat)
+        state = progress.state if progress is not None and progress.started_at >= since else None
+        moves: list[Input] = [] if state is not None else [Start(seed)]
+        if state is None or state.node != node or state.checking or state.finished:
+            moves.append(Follow(node))
+        steps = []
+        state = state or State()
+        for move in moves + ([value] if value is not None else []):  # worked out first: a refusal records nothing
+            result = engine.step(lesson, state, move)
+            steps.append((state.node, move, result))
+            state = result.state
+        with self.store.atomic():
+            for before, move, result in steps:
+                self.store.record(learner, lesson_id, chat, self.lessons[lesson_id].content_hash, before, move, result, update_id)
+        return Reply(lesson_id, steps[-1][2].outputs if steps else ())
 
     def accepted_already(self, learner: str, chat: str, lesson_id: str, value: Input) -> bool:
         """True if `value` is the last thing the learner did in this lesson: a second tap on

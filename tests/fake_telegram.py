@@ -124,6 +124,8 @@ class FakeTelegram:
         self.arrived: dict[tuple[int, int], float] = {}  # (chat, message id) -> time.monotonic() it was sent or edited
         self.pushed: dict[int, float] = {}  # update_id -> time.monotonic() the learner sent it
         self.queries: list[str] = []  # the id of every button tap, in order
+        self.reactions: list[tuple[int, int, Any]] = []  # (chat, message id, reaction) the bot set
+        self.next_poll_id = 1
 
     # --- the learners' side ---------------------------------------------------------------
 
@@ -158,9 +160,13 @@ class FakeTelegram:
             self.chats.setdefault(chat["id"], []).append({"from_bot": False, **message})
         return message
 
-    def send_text(self, user_id: int, text: str, group: int | None = None) -> int:
-        """The learner types `text`, in private or in `group` (a /command gets its entity)."""
+    def send_text(self, user_id: int, text: str, group: int | None = None, reply_to: int | None = None) -> int:
+        """The learner types `text`, in private or in `group` (a /command gets its entity),
+        as a reply to the message `reply_to` if given."""
         content: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            replied = self.message(user_id if group is None else group, reply_to)
+            content["reply_to_message"] = {k: v for k, v in replied.items() if k not in ("from_bot", "html")}
         if text.startswith("/"):
             length = len(text.split()[0])
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
@@ -178,19 +184,25 @@ class FakeTelegram:
         }
         return self._push({"message": self._incoming(user_id, sticker=sticker)})
 
-    def press(self, user_id: int, message_id: int, data: str) -> int:
-        """The learner taps a button with `data` under the bot's message `message_id`."""
-        message = self.message(user_id, message_id)
+    def press(self, user_id: int, message_id: int, data: str, group: int | None = None) -> int:
+        """The learner taps a button with `data` under the bot's message `message_id` (in `group` if given)."""
+        message = self.message(user_id if group is None else group, message_id)
         query = {
             "id": f"q{self.next_update_id}",
             "from": self._user(user_id),
-            "message": {k: v for k, v in message.items() if k != "from_bot"},
+            "message": {k: v for k, v in message.items() if k not in ("from_bot", "html")},
             "chat_instance": f"ci{user_id}",
             "data": data,
         }
         with self.lock:
             self.queries.append(query["id"])
         return self._push({"callback_query": query})
+
+    def vote(self, user_id: int, poll_id: str, option_ids: list[int]) -> int:
+        """A member answers the bot's poll `poll_id` (a non-anonymous poll tells the bot)."""
+        answer = {"poll_id": poll_id, "user": self._user(user_id), "option_ids": option_ids,
+                  "option_persistent_ids": [f"o{i}" for i in option_ids]}
+        return self._push({"poll_answer": answer})
 
     # --- what the learner sees ----------------------------------------------------------
 
@@ -208,7 +220,7 @@ class FakeTelegram:
     @staticmethod
     def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
         rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
-        return [(b["text"], b["callback_data"]) for row in rows for b in row]
+        return [(b["text"], b.get("callback_data") or b.get("url")) for row in rows for b in row]
 
     def pending(self) -> int:
         with self.lock:
@@ -315,6 +327,9 @@ class FakeTelegram:
                 else:
                     self.commands = commands
             return ok(True)
+        if method == "setMessageReaction":
+            self.reactions.append((int(params["chat_id"]), int(params["message_id"]), params.get("reaction")))
+            return ok(True)
         if method == "answerCallbackQuery":
             self.answered_queries.add(params["callback_query_id"])
             return ok(True)
@@ -343,6 +358,48 @@ class FakeTelegram:
                 message["reply_markup"] = stored["reply_markup"] = markup
             self.chats.setdefault(chat_id, []).append(stored)
             return ok(message)
+        if method == "sendPoll":
+            options = params["options"] if isinstance(params["options"], list) else json.loads(params["options"])
+            options = [o if isinstance(o, str) else o["text"] for o in options]
+            poll = {
+                "id": f"poll{self.next_poll_id}", "question": params["question"], "type": params.get("type", "regular"),
+                "options": [{"text": o, "voter_count": 0, "persistent_id": f"o{i}"} for i, o in enumerate(options)], "total_voter_count": 0,
+                "is_closed": False, "is_anonymous": params.get("is_anonymous", True) in (True, "true", "True"),
+                "allows_multiple_answers": False, "allows_revoting": params.get("allows_revoting") in (True, "true"),
+                "members_only": False,
+            }
+            correct = params.get("correct_option_ids")
+            if correct is not None:
+                poll["correct_option_ids"] = correct if isinstance(correct, list) else json.loads(correct)
+            if params.get("explanation"):
+                poll["explanation"] = params["explanation"]
+            self.next_poll_id += 1
+            message = {
+                "message_id": self.next_message_id,
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Tutor", "username": BOT_USERNAME},
+                "chat": self._chat(chat_id), "date": int(time.time()), "poll": poll,
+            }
+            self.next_message_id += 1
+            self.arrived[(chat_id, message["message_id"])] = time.monotonic()
+            stored = {"from_bot": True, "html": "", "text": params["question"], **message}
+            markup = params.get("reply_markup")
+            if markup:
+                message["reply_markup"] = stored["reply_markup"] = markup if isinstance(markup, dict) else json.loads(markup)
+            self.chats.setdefault(chat_id, []).append(stored)
+            return ok(message)
+        if method == "stopPoll":
+            stored = next((m for m in self.chats.get(chat_id, []) if m["message_id"] == int(params["message_id"])), None)
+            if stored is None or "poll" not in stored:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message with poll to stop not found"}
+            if stored["poll"]["is_closed"]:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: poll has already been closed"}
+            stored["poll"]["is_closed"] = True
+            markup = params.get("reply_markup")
+            if markup:
+                stored["reply_markup"] = markup if isinstance(markup, dict) else json.loads(markup)
+            else:
+                stored.pop("reply_markup", None)
+            return ok(stored["poll"])
         if method in ("editMessageText", "editMessageReplyMarkup"):
             stored = next((m for m in self.chats.get(chat_id, []) if m["message_id"] == int(params["message_id"])), None)
             if stored is None:

@@ -21,7 +21,8 @@ a self-check, and at the end with its "Look again" buttons). Then:
   state unless one of their own updates validly moved them);
 - a private text, command, sticker or photo from a real user gets a reply, or is
   rationed (`Services.quiet`: a few replies per second per chat at most);
-- a group only ever gets the "Group study is not available yet" note;
+- a group only ever gets the answers a member who leads nothing gets: the list of group
+  commands, /help, a refusal to lead, "nothing is on";
 - nothing is left unsent in the outbox (the fake accepts every chat id; only edits of
   messages that never existed are refused, and only superseded or refused rows fail).
 
@@ -97,7 +98,10 @@ USERS = MIDS + FRESH
 GROUPS = ((-1001234567890, "supergroup"), (-4321, "group"))
 DATE = 1_700_000_000
 SETTLE = 20.0  # seconds for a batch to be handled and its replies sent (generous: CI machines are busy)
-GROUP_NOTE = "Group study is not available yet"
+GROUP_REPLIES = (  # all a group's members who lead nothing can get from the bot
+    "In a group I know", "Studying in this group", "Only the group's admins", "No study session is on here",
+    "Nothing is assigned in this group yet",
+)
 
 TOTALS: Counter = Counter()  # across all examples, printed by the last test
 
@@ -249,6 +253,7 @@ def command_message(uid: int, chat: dict, first_name: str, text: str, message_id
 COMMANDS = [
     "/start", "/start@argument_tutor_bot", "/start@other_bot", "/start@Argument_Tutor_Bot", "/START", "/help",
     "/progress", "/lessons", "/restart", "/forget", "/nonsense", "/help@other_bot", "/",
+    "/study", "/next", "/stop", "/assign", "/standings",
 ]
 
 
@@ -557,12 +562,12 @@ def _check(h, sent, before, events_before, records, decisions, elapsed, stats) -
             ), f"{record.name}: {message[:300]}"
     assert lines == Counter(aside.keys()), f"each set-aside update gets exactly one ERROR line: {lines} {aside}"
 
-    # Groups only ever get the note.
+    # Groups only ever get the answers for those who lead nothing.
     for chat_id, messages in h.telegram.chats.items():
         if chat_id < 0:
             for message in messages:
                 if message["from_bot"]:
-                    assert message["text"].startswith(GROUP_NOTE), message["text"][:200]
+                    assert message["text"].startswith(GROUP_REPLIES), message["text"][:200]
                     stats["group notes"] += 1
 
     # The outbox: nothing left unsent; a failure is a superseded reply or an edit of a

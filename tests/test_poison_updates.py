@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.store import Store
-from bot.telegram_bot.buttons import IN_GROUP
+from bot.telegram_bot.study import UNKNOWN_BUTTON
 from bot.telegram_bot.inbox import _raw_ids
 from tests.core_lesson import (
     CORE,
@@ -223,7 +223,7 @@ async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(
         for silent in (701, 703, 704, 705, 706, 708, 709, -100708):
             assert h.telegram.bot_messages(silent) == [], silent
         answers = [p for m, p in h.telegram.calls if m == "answerCallbackQuery"]
-        assert [(a["callback_query_id"], a.get("text")) for a in answers] == [("q708", IN_GROUP)]
+        assert [(a["callback_query_id"], a.get("text")) for a in answers] == [("q708", UNKNOWN_BUTTON)]
         refusals = [
             (update_id, json.loads(body)["text"], error)
             for update_id, body, error in h.store.db.execute(

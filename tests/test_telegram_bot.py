@@ -132,7 +132,7 @@ async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
         assert len(presses) == len(h.telegram.answered_queries) > 0
         # The command menu was registered at start-up.
         assert [c["command"] for c in h.telegram.commands] == ["start", "lessons", "progress", "restart", "help", "forget"]
-        assert [c["command"] for c in h.telegram.scoped_commands["all_group_chats"]] == ["assign", "standings"]
+        assert [c["command"] for c in h.telegram.scoped_commands["all_group_chats"]] == ["study", "next", "pause", "resume", "stop", "assign", "standings", "help"]
 
 
 async def test_an_answered_question_shows_the_choice_and_loses_its_buttons(tmp_path: Path) -> None:
@@ -341,12 +341,12 @@ async def test_the_bot_shows_typing_while_it_works(tmp_path: Path) -> None:
         assert actions and actions[0]["action"] == "typing" and int(actions[0]["chat_id"]) == ALICE
 
 
-async def test_a_group_is_told_to_come_one_to_one(tmp_path: Path) -> None:
+async def test_a_group_is_told_the_group_commands(tmp_path: Path) -> None:
     group = -100200
     async with Harness(tmp_path) as h:
         await h.handled(h.telegram.send_text(ALICE, "/start", group=group))
         reply = h.telegram.last_bot_message(group)
-        assert "Group study is not available yet" in reply["text"] and "@argument_tutor_bot" in reply["text"]
+        assert "In a group I know /study" in reply["text"] and "@argument_tutor_bot" in reply["text"]
         await h.handled(h.telegram.send_text(ALICE, "just chatting", group=group))
         assert h.telegram.last_bot_message(group) == reply  # ordinary group talk is left alone
         assert h.store.events() == []

@@ -31,12 +31,13 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    PollAnswerHandler,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
-from bot.telegram_bot import buttons, groups, handlers
+from bot.telegram_bot import buttons, groups, handlers, study
 from bot.store import Store, transient, wait_out
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
 from bot.telegram_bot.outbox import Outbox
@@ -46,11 +47,12 @@ from bot.tutor import Tutor
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "poll_answer"]
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 SEND_TIMEOUT = 20  # seconds to wait for Telegram's answer to a send: a slow answer is not a lost message
 SHUTDOWN_GRACE = 5.0  # seconds to finish the updates in hand after SIGTERM
 FLUSH_EVERY = 1.0  # a chat that floods the bot gets its replies sent at least this often
+TICK_EVERY = 1.0  # how often group study sessions are checked for a move that is due
 
 
 def build_application(
@@ -92,9 +94,20 @@ def build_application(
     app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.other_message))
     app.add_handler(CallbackQueryHandler(buttons.button))
     in_group = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
-    app.add_handler(CommandHandler("assign", groups.assign, filters=in_group))
-    app.add_handler(CommandHandler("standings", groups.standings, filters=in_group))
+    for name, callback in [
+        ("study", study.study),
+        ("next", study.next_command),
+        ("pause", study.pause),
+        ("resume", study.resume),
+        ("stop", study.stop),
+        ("assign", groups.assign),
+        ("standings", groups.standings),
+        ("help", groups.help_command),
+    ]:
+        app.add_handler(CommandHandler(name, callback, filters=in_group))
     app.add_handler(MessageHandler(in_group & filters.COMMAND, handlers.group_message))
+    app.add_handler(MessageHandler(in_group & filters.REPLY & filters.TEXT, study.reflection))
+    app.add_handler(PollAnswerHandler(study.poll_answer))
     app.add_error_handler(handlers.on_error)
     return app
 
@@ -121,6 +134,22 @@ async def watch_database(store: Store, stop: asyncio.Event, every: float = 5.0) 
     """Until `stop`: notice (and undo) the database file being deleted under the bot."""
     while not stop.is_set():
         database_in_place(store)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def study_clock(app: Application, stop: asyncio.Event, every: float = TICK_EVERY) -> None:
+    """Until `stop`: make the moves of group study sessions that are due (see `study.tick`)."""
+    while not stop.is_set():
+        try:
+            await study.tick(app)
+        except Exception as exc:  # noqa: BLE001 - the clock must outlive any one failure
+            if transient(exc):
+                log.warning("database unavailable for the study clock (%s); trying again", exc)
+            else:
+                log.exception("study clock failed")
         try:
             await asyncio.wait_for(stop.wait(), every)
         except asyncio.TimeoutError:
@@ -264,11 +293,10 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
         asyncio.create_task(s.outbox.run(stop), name="outbox"),
         asyncio.create_task(_register_commands(app, stop), name="commands"),
         asyncio.create_task(watch_database(s.store, stop), name="database"),
+        asyncio.create_task(study_clock(app, stop), name="study clock"),
     ]
     try:
         log.info("bot @%s started in %s mode", app.bot.username, settings.mode)
-        if settings.instructors:
-            log.info("TUTORBOT_INSTRUCTORS is set, but nothing uses it yet (group study and instructor review will)")
         pending = await wait_out(lambda: s.inbox.pending(app.bot), "reading the inbox", stop)
         if pending:
             log.info("handling %d update(s) stored before the last stop", len(pending))

@@ -32,12 +32,11 @@ from bot.telegram_bot.render import (
     checked,
     parse_button,
 )
+from bot.telegram_bot import study
 from bot.telegram_bot.sending import Blocked
 from bot.telegram_bot.services import Replies, Services, Who, handling, services, who
 
 log = logging.getLogger(__name__)
-
-IN_GROUP = "Group study is not available yet: open a private chat with me to take a lesson."
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -45,11 +44,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     s, person, query = services(context), who(update), update.callback_query
     if person is None or query is None:
         return
-    await _answer(s, query, None if person.private else IN_GROUP)
-    if not person.private:  # a button in a group never starts a one-to-one lesson there
-        with s.store.atomic():
-            s.inbox.mark_handled(update.update_id)
+    if not person.private:  # group study's buttons; it answers the tap itself
+        await study.button(update, context)
         return
+    await _answer(s, query, None)
     try:
         pressed = parse_button(query.data)
         if not isinstance(pressed, ConfirmButton) and pressed.lesson not in s.tutor.lessons:

@@ -1,7 +1,8 @@
-"""Group study, self-paced: a group's leader assigns a lesson with `/assign`; each member
-does it in a private chat with the bot (a deep link takes them there) and counts for the
-group; `/standings` shows the group who has finished and how far the others are, never
-anyone's answers.
+"""Group study, self-paced, and what all group study shares: a group's leader assigns a
+lesson with `/assign`; each member does it in a private chat with the bot (a deep link
+takes them there) and counts for the group; `/standings` shows the group who has finished
+and how far the others are, never anyone's answers. (Live study, together in the group,
+is `bot.telegram_bot.study`.)
 
 Who may lead: the group's admins (asked of Telegram, remembered for a minute) and the
 user ids in TUTORBOT_INSTRUCTORS. Anyone else gets one short refusal (rationed per group);
@@ -27,9 +28,28 @@ from bot.tutor import progress_bar
 log = logging.getLogger(__name__)
 
 COMMANDS = [  # the command menu in groups
+    BotCommand("study", "Admins: study a lesson together here (/study madman 90: by itself)"),
+    BotCommand("next", "Admins: close the question, or go on"),
+    BotCommand("pause", "Admins: pause the study session"),
+    BotCommand("resume", "Admins: go on after a pause"),
+    BotCommand("stop", "Admins: end the study session"),
     BotCommand("assign", "Admins: assign a lesson, done one-to-one, counted for the group"),
     BotCommand("standings", "Who has finished the assigned lesson"),
+    BotCommand("help", "How group study works"),
 ]
+HELP = (
+    "<b>Studying in this group</b>\n"
+    "<b>Together, now:</b> an admin sends /study (or /study madman 90 to move on by itself, a question "
+    "staying open 90 seconds). Each of you answers for yourself, by tapping or in the poll; written "
+    "questions are answered by <i>replying</i> to them. Your first answer counts, and only you see "
+    "whether it was right; the group sees how many chose what, never who. After each question, the "
+    "button under the tally opens your own explanation in a private chat with me.\n"
+    "Admins: /next closes a question or goes on (or the Next button), /pause, /resume, /stop.\n\n"
+    "<b>Each at your own pace:</b> an admin sends /assign; the button takes each of you to a private "
+    "chat with me, and /standings shows who has finished (never anyone's answers).\n\n"
+    "Only the group's admins (and the bot's instructors) lead. I see only commands, replies to my "
+    "messages and taps on my buttons, not your other messages (Telegram's privacy mode)."
+)
 ADMINS_FOR = 60.0  # seconds a "who is an admin" answer from Telegram is trusted
 JOIN = "as-"  # /start as-<assignment id>: the deep link of an assignment
 LEADERS_ONLY = "Only the group's admins or instructors can do that."
@@ -65,17 +85,31 @@ def reply(s: Services, update: Update, text: str, rationed: bool = False) -> Non
         s.inbox.mark_handled(update.update_id)
 
 
-async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/assign [lesson] in a group: a button that takes each member to the lesson in private."""
-    s, chat, message = services(context), update.effective_chat, update.effective_message
+async def leading(s: Services, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether a command in a group comes from someone who may lead there; if not, they are
+    told (an anonymous admin is asked to use their own account)."""
+    chat, message, user = update.effective_chat, update.effective_message, update.effective_user
     if chat is None or message is None:
-        return
+        return False
     if message.sender_chat is not None and message.sender_chat.id == chat.id:
         reply(s, update, ANONYMOUS, rationed=True)
-        return
-    user = update.effective_user
+        return False
     if user is None or not await may_lead(s, context, chat.id, user.id):
         reply(s, update, LEADERS_ONLY, rationed=True)
+        return False
+    return True
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help in a group: how group study works."""
+    if update.effective_chat is not None:
+        reply(services(context), update, HELP, rationed=True)
+
+
+async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/assign [lesson] in a group: a button that takes each member to the lesson in private."""
+    s, chat, user = services(context), update.effective_chat, update.effective_user
+    if chat is None or user is None or not await leading(s, update, context):
         return
     wanted = context.args[0] if context.args else s.settings.default_lesson
     if wanted not in s.tutor.lessons:

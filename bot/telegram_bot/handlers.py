@@ -1,5 +1,5 @@
 """What the bot does with commands and messages in a one-to-one chat, and with the group
-commands other than those of `bot.telegram_bot.groups` (a pointer to the private chat).
+commands it does not know (those it knows are in `groups` and `study`).
 
 Every handler has the same shape: work out who is asking, then run the tutor inside
 `handling`: one transaction that records the answer, adds the replies to the outbox and
@@ -18,7 +18,7 @@ from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
-from bot.telegram_bot import groups
+from bot.telegram_bot import groups, study
 from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
 from bot.telegram_bot.services import (
     HINTS,
@@ -57,8 +57,9 @@ HELP = (
     "/restart – start the current lesson over\n"
     "/forget – delete everything stored about you\n"
     "/help – this message\n\n"
-    "In a group, an admin can /assign a lesson that each member does here with me, and "
-    "/standings shows who has finished."
+    "<b>In a group</b> (a group admin adds me to it): an admin sends /study to go through a lesson "
+    "together, each member answering for themselves, or /assign for a lesson each of you does here "
+    "with me; /help in the group says more."
 )
 
 
@@ -94,7 +95,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     with handling(s, update, person) as out:
         latest = s.store.latest_progress(person.learner, person.chat)
         assigned = groups.joined(s, person.learner, wanted)  # a group's assignment link
-        if assigned:
+        remedy = study.own_remedy(s, person.learner, wanted)  # a group question's "your own explanation"
+        if remedy is not None:
+            out.send([remedy, OutMessage("<i>Send /start to take a lesson here one-to-one as well.</i>")])
+        elif assigned:
             lesson_id, group = assigned
             note = OutMessage(f"<i>This lesson was assigned in “{html.escape(group)}”: your progress counts for the group.</i>")
             out.show(s.tutor.begin(person.learner, person.chat, lesson_id, update_id=update.update_id), before=[note])
@@ -223,13 +227,13 @@ async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 # --- groups ---------------------------------------------------------------------------
 
 GROUP_NOTE = (
-    "Group study is not available yet in the group itself. An admin can /assign a lesson that each of "
-    "you does one-to-one with me, and /standings shows who has finished. Talk to me one-to-one: @{username}"
+    "In a group I know /study, /next, /pause, /resume, /stop, /assign, /standings and /help. "
+    "To take a lesson one-to-one, talk to me: @{username}"
 )
 
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Other commands in groups: lessons happen one-to-one (or by /assign); point to the private chat."""
+    """Other commands in groups: say which ones the bot knows there."""
     if update.effective_chat is not None:
         groups.reply(services(context), update, GROUP_NOTE.format(username=html.escape(context.bot.username)), rationed=True)
 

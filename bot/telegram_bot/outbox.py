@@ -17,8 +17,12 @@ sends, so that window cannot be closed from here.
 
 Rows marked `droppable` (refusals, a step shown again) become moot when a newer reply for
 the same chat is added before they went out; they are marked failed as "superseded".
-Group tallies and instructor feedback go through this same table (with `priority` 1 for
-bulk traffic).
+Group study goes through this same table: polls (whose ids are kept, since their answers
+name them) and the closing of a poll are rows too. A group gets at most `GROUP_PER_MINUTE`
+rows in any minute (Telegram's limit for a bot in one group), counted from the table
+itself, so a restart does not reset the count. Bulk traffic (a remedy to each of a
+group's members) has `priority` 1: at most `BULK_CHATS` such chats start sending per
+second, which leaves room under the bot's overall limit for the replies people wait for.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import LinkPreviewOptions
@@ -43,6 +48,8 @@ RETRY_FIRST = 2.0  # seconds before a failed send is tried again; doubles up to 
 RETRY_MAX = 120.0
 EDIT_ATTEMPTS = 5  # an edit that failed this often is given up (a message is retried for ever)
 PENDING = "sent_at IS NULL AND failed_at IS NULL"
+GROUP_PER_MINUTE = 20  # rows a group chat (negative id) gets in any 60 seconds
+BULK_CHATS = 20  # chats with bulk rows only that start sending per `flush_due`
 
 
 def well_formed(text: str) -> str:
@@ -115,6 +122,25 @@ class Outbox:
             body["erase"] = True
         self._insert(chat_id, "edit", body, None, update_id, False, 0)
 
+    def add_poll(
+        self,
+        chat_id: int,
+        question: str,
+        options: list[str],
+        correct: int | None,
+        explanation: str | None,
+        buttons: tuple,
+        step: str,
+        update_id: int | None = None,
+    ) -> None:
+        """Queue a non-anonymous poll: a quiz if `correct` (its option's position) is given."""
+        poll = {"question": question, "options": options, "correct": correct, "explanation": explanation}
+        self._insert(chat_id, "poll", {"poll": poll, "buttons": buttons}, step, update_id, False, 0)
+
+    def add_stop_poll(self, chat_id: int, message_id: int, buttons: tuple = (), update_id: int | None = None) -> None:
+        """Queue closing a sent poll (its buttons replaced by `buttons`)."""
+        self._insert(chat_id, "stop_poll", {"message_id": message_id, "buttons": buttons}, None, update_id, False, 0)
+
     def supersede(self, chat_id: int) -> None:
         """A newer reply for the chat is coming: droppable rows that have not gone out are moot."""
         self.store.db.execute(
@@ -159,12 +185,59 @@ class Outbox:
         ).fetchone()
         return row is not None
 
-    def waiting_chats(self) -> list[int]:
-        """Chats with rows not yet sent, those waiting longest first."""
+    def waiting_chats(self) -> list[tuple[int, bool]]:
+        """Chats with rows not yet sent, those waiting longest first, each with whether all
+        its waiting rows are bulk traffic (priority 1)."""
         rows = self.store.db.execute(
-            f"SELECT chat_id, MIN(id) AS first FROM outbox WHERE {PENDING} GROUP BY chat_id ORDER BY first"
+            f"SELECT chat_id, MIN(id) AS first, MIN(priority) FROM outbox WHERE {PENDING} GROUP BY chat_id ORDER BY first"
         ).fetchall()
-        return [chat_id for chat_id, _ in rows]
+        return [(chat_id, low >= 1) for chat_id, _, low in rows]
+
+    def message_of(self, chat_id: int, step: str) -> int | None:
+        """The id of the latest message sent to the chat showing `step` ("<lesson>:<node>")."""
+        row = self.store.db.execute(
+            "SELECT message_id FROM outbox WHERE chat_id = ? AND step = ? AND message_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [chat_id, step],
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def step_of(self, chat_id: int, message_id: int) -> str | None:
+        """The step ("<lesson>:<node>") the chat's message `message_id` showed, if it showed one."""
+        row = self.store.db.execute(
+            "SELECT step FROM outbox WHERE chat_id = ? AND message_id = ? AND step IS NOT NULL LIMIT 1", [chat_id, message_id]
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def reached(self, chat_id: int) -> bool:
+        """Whether the bot can write to this private chat: it has sent something there, and
+        the learner has not blocked it since."""
+        row = self.store.db.execute(
+            "SELECT 1 FROM outbox WHERE chat_id = ? AND sent_at IS NOT NULL LIMIT 1", [chat_id]
+        ).fetchone()
+        if row is None:
+            return False
+        blocked = self.store.db.execute("SELECT blocked_at FROM learners WHERE id = ?", [f"tg:{chat_id}"]).fetchone()
+        return blocked is None or blocked[0] is None
+
+    def poll(self, poll_id: str) -> tuple[int, str] | None:
+        """(chat id, step) of the poll a poll answer names, if the bot sent it."""
+        row = self.store.db.execute("SELECT chat_id, step FROM outbox WHERE poll_id = ? LIMIT 1", [poll_id]).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def group_wait(self, chat_id: int) -> float:
+        """Seconds until the group `chat_id` may get another row (0: now), by `GROUP_PER_MINUTE`."""
+        if chat_id >= 0:
+            return 0.0
+        now = self.store.clock()
+        since = (now - timedelta(seconds=60)).isoformat(timespec="milliseconds")
+        rows = self.store.db.execute(
+            "SELECT sent_at FROM outbox WHERE chat_id = ? AND sent_at > ? ORDER BY sent_at DESC LIMIT ?",
+            [chat_id, since, GROUP_PER_MINUTE],
+        ).fetchall()
+        if len(rows) < GROUP_PER_MINUTE:
+            return 0.0
+        oldest = datetime.fromisoformat(rows[-1][0])
+        return max(0.05, (oldest + timedelta(seconds=60) - now).total_seconds())
 
     def _next(self, chat_id: int) -> Row | None:
         row = self.store.db.execute(
@@ -184,6 +257,10 @@ class Outbox:
         try:
             async with lock:
                 while (row := await wait_out(lambda: self._next(chat_id), "reading the outbox")) is not None:
+                    wait = await wait_out(lambda: self.group_wait(chat_id), "reading the outbox")
+                    if wait:  # the group has had its messages for this minute
+                        self.retry_at[chat_id] = asyncio.get_running_loop().time() + wait
+                        return False
                     if not await self._send(row):
                         return False
                 self.retry_at.pop(chat_id, None)
@@ -197,7 +274,15 @@ class Outbox:
         """Flush every chat with waiting rows whose retry time has come."""
         now = asyncio.get_running_loop().time()
         chats = await wait_out(self.waiting_chats, "reading the outbox")
-        due = [chat for chat in chats if self.retry_at.get(chat, 0) <= now and chat not in self.locks]
+        due, bulk = [], 0
+        for chat, bulk_only in chats:
+            if self.retry_at.get(chat, 0) > now or chat in self.locks:
+                continue
+            if bulk_only:
+                bulk += 1
+                if bulk > BULK_CHATS:
+                    continue
+            due.append(chat)
         if due:
             await asyncio.gather(*(self.flush(chat) for chat in due))
 
@@ -216,14 +301,14 @@ class Outbox:
     async def _send(self, row: Row) -> bool:
         """Send one row and record the outcome; False if it must wait and be tried again."""
         try:
-            message_id = await self._call(row)
+            message_id, poll_id = await self._call(row)
         except Blocked as exc:
             error = f"blocked: {exc}"
             await wait_out(lambda: self._fail_chat(row.chat_id, error), "recording what was sent")
             return True
         except BadRequest as exc:
-            if "not modified" in str(exc).lower():  # the edit was made already
-                await wait_out(lambda: self._mark_sent(row, None), "recording what was sent")
+            if "not modified" in str(exc).lower() or "poll has already been closed" in str(exc).lower():
+                await wait_out(lambda: self._mark_sent(row, None), "recording what was sent")  # done already
                 return True
             log.warning("outbox: %s to chat %s refused by Telegram: %s", row.kind, row.chat_id, exc)
             error = f"refused: {exc}"
@@ -231,7 +316,7 @@ class Outbox:
             return True
         except (TelegramError, OSError) as exc:  # network, 5xx, flood control, a revoked token
             attempts, error = row.attempts + 1, f"{type(exc).__name__}: {exc}"
-            if row.kind == "edit" and attempts >= EDIT_ATTEMPTS and not isinstance(exc, InvalidToken):
+            if row.kind in ("edit", "stop_poll") and attempts >= EDIT_ATTEMPTS and not isinstance(exc, InvalidToken):
                 # An edit only tidies a message up: it must not hold the chat's replies back for good.
                 log.warning("outbox: giving up on an edit in chat %s after %d tries (%s)", row.chat_id, attempts, error)
                 await wait_out(lambda: self._fail(row.id, f"gave up: {error}"), "recording what was sent")
@@ -243,10 +328,11 @@ class Outbox:
             await wait_out(lambda: self._count_attempt(row.id, error), "recording what was sent")
             return False
         # Telegram has it now. A crash before the next line sends it again at the next start.
-        await wait_out(lambda: self._mark_sent(row, message_id), "recording what was sent")
+        await wait_out(lambda: self._mark_sent(row, message_id, poll_id), "recording what was sent")
         return True
 
-    async def _call(self, row: Row) -> int | None:
+    async def _call(self, row: Row) -> tuple[int | None, str | None]:
+        """Make the row's call; the message id it created, and the poll's id for a poll."""
         bot, body = self.sender.bot, row.body
         if row.kind == "send":
             markup = OutMessage(body["text"], _buttons(body.get("buttons"))).markup()
@@ -255,8 +341,23 @@ class Outbox:
                     row.chat_id, body["text"], parse_mode="HTML", reply_markup=markup, link_preview_options=NO_PREVIEW
                 ),
             )
-            return sent.message_id
+            return sent.message_id, None
         markup = OutMessage("", _buttons(body.get("buttons"))).markup()
+        if row.kind == "poll":
+            poll = body["poll"]
+            quiz = poll["correct"] is not None
+            sent = await self.sender.call(
+                lambda: bot.send_poll(
+                    row.chat_id, poll["question"], poll["options"], is_anonymous=False,
+                    type="quiz" if quiz else "regular", allows_revoting=False,
+                    correct_option_ids=[poll["correct"]] if quiz else None,
+                    explanation=poll["explanation"], reply_markup=markup,
+                ),
+            )
+            return sent.message_id, sent.poll.id if sent.poll else None
+        if row.kind == "stop_poll":
+            await self.sender.call(lambda: bot.stop_poll(row.chat_id, body["message_id"], reply_markup=markup))
+            return None, None
         if "text" in body:
             await self.sender.call(
                 lambda: bot.edit_message_text(
@@ -268,18 +369,18 @@ class Outbox:
             await self.sender.call(
                 lambda: bot.edit_message_reply_markup(chat_id=row.chat_id, message_id=body["message_id"], reply_markup=markup),
             )
-        return None
+        return None, None
 
     # --- recording outcomes ----------------------------------------------------------------
 
-    def _mark_sent(self, row: Row, message_id: int | None) -> None:
+    def _mark_sent(self, row: Row, message_id: int | None, poll_id: str | None = None) -> None:
         with self.store.atomic():
             if row.body.get("erase"):
                 self.store.db.execute("DELETE FROM outbox WHERE id = ?", [row.id])
             else:
                 self.store.db.execute(
-                    "UPDATE outbox SET sent_at = ?, message_id = ?, attempts = attempts + 1 WHERE id = ?",
-                    [self.store.now(), message_id, row.id],
+                    "UPDATE outbox SET sent_at = ?, message_id = ?, poll_id = ?, attempts = attempts + 1 WHERE id = ?",
+                    [self.store.now(), message_id, poll_id, row.id],
                 )
         if row.body.get("erase"):
             self.store.scrub()

@@ -186,17 +186,28 @@ def step_message(lesson_id: str, step: Step, heading: str | None = None, author:
     return replace(_step_message(lesson_id, step, heading, author), step=f"{lesson_id}:{step.node}")
 
 
-def _step_message(lesson_id: str, step: Step, heading: str | None, author: str) -> OutMessage:
-    body = html.escape(step.text.strip())
+def step_body(step: Step, heading: str | None, author: str, text: bool = True) -> str:
+    """A step as HTML, under a line saying where it is (with the part's title when a new
+    part begins), after the column's words if it quotes them; without the step's own
+    text if not `text` (a poll carries it instead)."""
+    body = html.escape(step.text.strip()) if text else ""
     if step.kind == "end":
         body = f"🏁 {body}"
     if step.quote:
         who = f"{html.escape(author)}, paragraph" if author else "Paragraph"
         quote = f"<blockquote>{html.escape(step.quote.text)}</blockquote>\n<i>— {who} {step.quote.paragraph}</i>"
         body = f"{quote}\n\n{body}"
-    # Where the learner is: with the part's title when a new part begins.
     top = f"{progress_marks(step.part, step.parts)} {heading}" if heading else progress_bar(step.part, step.parts)
-    body = f"{top}\n\n{body}"
+    return f"{top}\n\n{body}".rstrip()
+
+
+def listed(options: tuple[str, ...]) -> str:
+    """Options as a numbered list (for options too long for a button)."""
+    return "\n".join(f"<b>{i}.</b> {html.escape(option)}" for i, option in enumerate(options, 1))
+
+
+def _step_message(lesson_id: str, step: Step, heading: str | None, author: str) -> OutMessage:
+    body = step_body(step, heading, author)
     if step.kind == "message":
         return OutMessage(body, (((CONTINUE, button_data(ContinueButton(lesson_id, step.node))),),))
     if step.kind == "text":
@@ -208,9 +219,8 @@ def _step_message(lesson_id: str, step: Step, heading: str | None, author: str) 
     data = [button_data(ChoiceButton(lesson_id, step.node, step.option_id(i))) for i in range(len(step.options))]
     if all(len(option) <= SHORT_OPTION for option in step.options):
         return OutMessage(body, tuple(((option, d),) for option, d in zip(step.options, data)))
-    listed = "\n".join(f"<b>{i}.</b> {html.escape(option)}" for i, option in enumerate(step.options, 1))
     numbers = tuple((str(i), d) for i, d in enumerate(data, 1))
-    return OutMessage(f"{body}\n\n{listed}", (numbers,))
+    return OutMessage(f"{body}\n\n{listed(step.options)}", (numbers,))
 
 
 def check_message(lesson_id: str, step: Step, body: str, marked: int) -> OutMessage:

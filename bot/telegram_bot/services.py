@@ -21,6 +21,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
+from bot.sessions import Sessions
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.inbox import Inbox
@@ -69,6 +70,10 @@ class Services:
     @property
     def store(self) -> Store:
         return self.tutor.store
+
+    @property
+    def sessions(self) -> Sessions:
+        return Sessions(self.tutor.store)
 
     def quiet(self, chat_id: int, kind: str) -> bool:
         """True if this chat has used up its replies to this kind of input for now; else
