@@ -179,3 +179,173 @@ async def test_button_questions_take_each_members_first_tap(tmp_path: Path, monk
         assert FakeTelegram.buttons(h.telegram.message(GROUP, question["message_id"])) == []
         tally = h.telegram.last_bot_message(GROUP)["text"]
         assert "📊 2 answered" in tally
+
+
+def session_row(h: Harness) -> tuple:
+    return h.store.db.execute("SELECT id, node, phase, state FROM study_sessions").fetchone()
+
+
+async def wait_until(check, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("waited in vain")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_bot_moves_on_by_itself_pauses_resumes_and_goes_on_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "ADVANCE", (1, 3600))
+    monkeypatch.setattr(study, "reading_seconds", lambda text: 0.3)
+    monkeypatch.setattr(study, "AFTER_TALLY", 0.3)
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        [refused] = await in_group(h, TEACHER, "/study madman-core 5000")
+        assert "between 1 and 3600" in refused["text"]
+        await in_group(h, TEACHER, "/study madman-core 2")
+        # Passages go by, and a question opens, with nobody pressing anything.
+        await wait_until(lambda: session_row(h)[2] == "open")
+        question = h.telegram.last_bot_message(GROUP)
+        await vote(h, ANN, question, RIGHT[next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])])
+        [paused] = await in_group(h, TEACHER, "/pause")
+        assert paused["text"].startswith("⏸ Paused")
+        where = session_row(h)
+        await asyncio.sleep(2.5)  # longer than the question stays open
+        assert session_row(h) == where and not h.telegram.message(GROUP, question["message_id"])["poll"]["is_closed"]
+        [note] = await in_group(h, TEACHER, "/next")
+        assert "paused" in note["text"]
+        await in_group(h, TEACHER, "/resume")
+        await wait_until(lambda: h.telegram.message(GROUP, question["message_id"])["poll"]["is_closed"])
+        assert any(m["text"].startswith("📊 1 answered") for m in h.telegram.bot_messages(GROUP))
+        # A second /study while one is on is refused.
+        [on] = await in_group(h, TEACHER, "/study madman-core")
+        assert "A study session is on here already" in on["text"]
+        await in_group(h, TEACHER, "/pause")
+        session_id = session_row(h)[0]
+
+    # The bot restarts: the session is where it was, and resuming goes on from there.
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        h.telegram.next_update_id = h.telegram.next_message_id = 5000  # a new fake Telegram: past the old ids
+        assert session_row(h)[0] == session_id and session_row(h)[3] == "paused"
+        await in_group(h, TEACHER, "/resume")
+        before = session_row(h)[1]
+        await wait_until(lambda: session_row(h)[1] != before)
+        stopped = await in_group(h, TEACHER, "/stop")
+        assert "The study session has ended" in stopped[-1]["text"] and "1 took part" in stopped[-1]["text"]
+        assert session_row(h)[3] == "stopped"
+        [nothing_on] = await in_group(h, TEACHER, "/next")
+        assert nothing_on["text"].startswith("No study session is on here")
+
+
+async def test_a_leader_picks_from_the_menu_and_others_cannot(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        [menu] = await in_group(h, TEACHER, "/study")
+        assert "Which lesson" in menu["text"]
+        data = dict(FakeTelegram.buttons(menu))["Madman theory: why threats need promises"]
+        assert await press(h, STRANGER, menu, data) == "Only the group's admins or instructors can do that."
+        assert session_row(h) is None
+        await press(h, TEACHER, menu, data)
+        assert session_row(h)[3] == "running"
+        assert FakeTelegram.buttons(h.telegram.message(GROUP, menu["message_id"])) == []  # the menu is used up
+        assert "Group study: Madman theory" in h.telegram.bot_messages(GROUP)[-2]["text"]
+        # An anonymous admin (writing as the group) is asked to use their own account.
+        message = h.telegram._incoming(
+            1087968824, GROUP, text="/next", entities=[{"type": "bot_command", "offset": 0, "length": 5}],
+            sender_chat={"id": GROUP, "type": "supergroup", "title": "Study group"},
+        )
+        before = len(h.telegram.bot_messages(GROUP))
+        await h.handled(h.telegram._push({"message": message}))
+        [asked] = h.telegram.bot_messages(GROUP)[before:]
+        assert "from your own account" in asked["text"]
+        # /help in the group says how group study works.
+        [helped] = await in_group(h, STRANGER, "/help")
+        assert "Studying in this group" in helped["text"] and "privacy mode" in helped["text"]
+
+
+async def test_a_member_who_blocked_the_bot_does_not_stop_the_session(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await h.say(BEN, "/help")
+        await in_group(h, TEACHER, "/study madman-core")
+        question = await until_question(h)
+        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        await vote(h, BEN, question, WRONG[key])
+        h.telegram.blocked.add(BEN)
+        await in_group(h, TEACHER, "/next")  # closes: Ben's remedy cannot be sent
+        await asyncio.sleep(1.5)
+        row = h.store.db.execute("SELECT error FROM outbox WHERE chat_id = ? ORDER BY id DESC LIMIT 1", [BEN]).fetchone()
+        assert row[0].startswith("blocked")
+        moved = await in_group(h, TEACHER, "/next")
+        assert moved and "Part" in moved[-1]["text"] or moved[-1].get("poll")
+
+
+async def test_a_group_gets_at_most_20_messages_a_minute(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        s = h.app.bot_data["services"]
+        with h.store.atomic():
+            for number in range(25):
+                s.outbox.add(GROUP, study.OutMessage(f"message {number}"))
+        await s.outbox.flush(GROUP)
+        assert [m["text"] for m in h.telegram.bot_messages(GROUP)] == [f"message {n}" for n in range(20)]
+        assert s.outbox.group_wait(GROUP) > 55  # the rest wait for the minute to pass
+        await asyncio.sleep(1.5)  # the outbox's own rounds hold them back too
+        assert len(h.telegram.bot_messages(GROUP)) == 20
+        with h.store.atomic():  # a private chat is not held back
+            s.outbox.add(ANN, study.OutMessage("hello"))
+        await s.outbox.flush(ANN)
+        assert h.telegram.bot_messages(ANN)[-1]["text"] == "hello"
+
+
+async def test_a_burst_of_300_members_answering_at_once(tmp_path: Path) -> None:
+    members = list(range(20000, 20300))
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        for member in members[:60]:  # these have talked to the bot before: their remedies come unasked
+            await h.say(member, "/help")
+        await in_group(h, TEACHER, "/study madman-core")
+        question = await until_question(h)
+        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        group_calls = lambda: sum(  # noqa: E731
+            1 for method, params in h.telegram.calls if str(params.get("chat_id")) == str(GROUP) and method != "getChatMember"
+        )
+        calls_before = group_calls()
+        positions = [o["text"] for o in question["poll"]["options"]]
+        ids = []
+        for n, member in enumerate(members):  # all at once, and a few twice
+            choice = RIGHT[key] if n % 3 else WRONG[key]
+            ids.append(h.telegram.vote(member, question["poll"]["id"], [positions.index(choice)]))
+            if n % 50 == 0:
+                ids.append(h.telegram.vote(member, question["poll"]["id"], [positions.index(RIGHT[key])]))
+        for update_id in ids:
+            await h.handled(update_id, timeout=60)
+        assert h.store.db.execute("SELECT COUNT(*), COUNT(DISTINCT learner) FROM group_answers").fetchone() == (300, 300)
+        events = h.store.db.execute(
+            "SELECT learner, COUNT(*) FROM events WHERE chat = ? AND node = ? AND input LIKE '%choose%' GROUP BY learner",
+            [f"tg:{GROUP}", key],
+        ).fetchall()
+        assert len(events) == 300 and {count for _, count in events} == {1}
+        assert group_calls() == calls_before  # a vote costs the group nothing
+
+        closed = await in_group(h, TEACHER, "/next")
+        assert any(m["text"].startswith("📊 300 answered") for m in closed)
+        wrong = {m for n, m in enumerate(members) if n % 3 == 0}
+        moved = await in_group(h, TEACHER, "/next")  # the next step is not held up by the remedies
+        assert moved
+        await wait_until(lambda: all(h.telegram.bot_messages(m)[-1]["text"].startswith("From the group study") for m in wrong & set(members[:60])), 20)
+        for member in set(members[:60]) - wrong:
+            assert not h.telegram.bot_messages(member)[-1]["text"].startswith("From the group study")
+        assert group_calls() - calls_before <= 20  # the whole test is within a minute
+        assert h.store.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").fetchone()[0] == 0
+
+
+async def test_a_session_ends_when_the_bot_is_removed_from_the_group(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        h.telegram.blocked.add(GROUP)  # Telegram answers 403 for the group from now on
+        await h.handled(h.telegram.send_text(TEACHER, "/next", group=GROUP))
+        await wait_until(lambda: session_row(h)[3] == "stopped")
+        assert h.store.db.execute("SELECT due_at FROM study_sessions").fetchone()[0] is None

@@ -76,11 +76,12 @@ async def may_lead(s: Services, context: ContextTypes.DEFAULT_TYPE, chat_id: int
 
 def reply(s: Services, update: Update, text: str, rationed: bool = False) -> None:
     """Queue a message to the group and mark the update handled, in one transaction.
-    A reply that changes nothing is `rationed`: a few per group, then about one a second."""
+    A reply that changes nothing is `rationed`: a few per group, then one per 15 seconds
+    (a group gets only 20 messages a minute, and they are for the lesson)."""
     chat = update.effective_chat
     assert chat is not None
     with s.store.atomic():
-        if not (rationed and s.quiet(chat.id, "command")):
+        if not (rationed and s.quiet(chat.id, "group")):
             s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=rationed, priority=1)
         s.inbox.mark_handled(update.update_id)
 

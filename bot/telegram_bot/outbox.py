@@ -397,6 +397,12 @@ class Outbox:
         with self.store.atomic():
             if chat_id > 0:  # a private chat: its learner blocked the bot; their progress is kept
                 self.store.mark_blocked(f"tg:{chat_id}")
+            else:  # the bot was removed from the group: its study session cannot go on
+                self.store.db.execute(
+                    "UPDATE study_sessions SET state = 'stopped', due_at = NULL "
+                    "WHERE chat_id = ? AND state IN ('running', 'paused')",
+                    [chat_id],
+                )
             self.store.db.execute(
                 f"UPDATE outbox SET failed_at = ?, error = ? WHERE chat_id = ? AND {PENDING}",
                 [self.store.now(), error[:500], chat_id],

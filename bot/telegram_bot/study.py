@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 ADVANCE = (10, 3600)  # seconds a question may stay open when the bot moves on by itself
 COUNT_EVERY = 15.0  # seconds between edits of an open question's live count
+AFTER_TALLY = 20.0  # seconds a tally stays up before the bot moves on by itself
 READ_WPM = 200
 POLL_LIMITS = {"question": 300, "option": 100, "explanation": 200, "options": 10}  # Telegram's
 NEXT = "Next ▸"
@@ -189,12 +190,10 @@ def show(s: Services, session: Session, node_id: str, update_id: int | None, bef
         s.outbox.add(session.chat_id, OutMessage(question_text(lesson, session, node_id, heading), (nxt,), key), update_id)
     else:
         s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author), (nxt,), key), update_id)
-    if session.advance:
-        wait = session.advance if phase == "open" else reading_seconds(step.text)
-        due = s.sessions.after(wait) if session.state == "running" else None
-    else:
-        due = None
-    return s.sessions.update(session, node=node_id, phase=phase, due_at=due, counted=0, counted_at=s.store.now())
+    session = s.sessions.update(session, node=node_id, phase=phase, counted=0, counted_at=s.store.now())
+    if session.advance and session.state == "running":
+        session = s.sessions.update(session, due_at=s.sessions.after(wait_at(s, session)))
+    return session
 
 
 def close(s: Services, session: Session, update_id: int | None) -> Session:
@@ -221,8 +220,10 @@ def close(s: Services, session: Session, update_id: int | None) -> Session:
         wrote = f"✍️ {count} of you wrote an answer." if count != 1 else "✍️ One of you wrote an answer."
         text = f"{wrote}\n\n{MARKS['model']}{html.escape(node.model_answer.strip())}"
         s.outbox.add(session.chat_id, OutMessage(text, nxt), update_id)
-    due = s.sessions.after(20) if session.advance and session.state == "running" else None
-    return s.sessions.update(session, phase="closed", due_at=due)
+    session = s.sessions.update(session, phase="closed", due_at=None)
+    if session.advance and session.state == "running":
+        session = s.sessions.update(session, due_at=s.sessions.after(wait_at(s, session)))
+    return session
 
 
 def remedy_row(s: Services, session: Session, lesson: Lesson, node: ChoiceNode) -> tuple:
@@ -337,6 +338,15 @@ def finish(s: Services, session: Session, lesson: Lesson, update_id: int | None)
     lines += [f"• {html.escape(names.get(m) or m)}: {score}" for m, score in sorted(scores, key=lambda x: -x[1])]
     lines.append("\n<i>Only you see this; the group saw no one's score.</i>")
     s.outbox.add(leader_id, OutMessage("\n".join(lines)), update_id, priority=1)
+
+
+def wait_at(s: Services, session: Session) -> float:
+    """Seconds the session stays at its step when the bot moves on by itself."""
+    if session.phase == "open":
+        return float(session.advance or 0)
+    if session.phase == "closed":
+        return AFTER_TALLY
+    return reading_seconds(view(s.tutor.lessons[session.lesson].lesson, session, session.node).text)
 
 
 def move_on(s: Services, session: Session, update_id: int | None) -> Session:
@@ -461,7 +471,7 @@ def control(s: Services, session: Session, action: str, update_id: int | None) -
             return None
         due = None
         if session.advance:
-            due = s.sessions.after(session.advance if session.phase == "open" else 10)
+            due = s.sessions.after(wait_at(s, session))
         s.sessions.update(session, state="running", due_at=due)
         return "▶️ Going on."
     # stop
