@@ -174,21 +174,27 @@ def m004_assignments(db: Database) -> None:
 @migrations()
 def m005_study_sessions(db: Database) -> None:
     # Live group study: one row per group, the session it is in (or was in last). A new
-    # session replaces the row (a new id), so the buttons of an older one are stale.
-    db["study_sessions"].create(
-        {
-            "id": int, "chat": str, "chat_id": int, "title": str, "lesson": str, "leader": str, "seed": int,
-            "node": str,  # the group's step
-            "phase": str,  # "shown"; at a question: "open" (taking answers) or "closed" (tally shown)
-            "state": str,  # "running", "paused", "stopped" or "finished"
-            "advance": int,  # seconds a question stays open when the bot moves on by itself; NULL: by hand
-            "due_at": str,  # when the bot moves on by itself (store time); NULL: not by itself
-            "counted": int,  # answers shown in the open question's live count
-            "counted_at": str,
-            "started_at": str, "updated_at": str,
-        },
-        pk="id",
-        not_null={"chat", "chat_id", "lesson", "seed", "node", "phase", "state", "started_at"},
+    # session replaces the row with a new id (AUTOINCREMENT: never an earlier one's), so the
+    # buttons of an older session are stale.
+    db.execute(
+        """CREATE TABLE study_sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat TEXT NOT NULL,          -- "tg:<group id>"
+            chat_id INTEGER NOT NULL,
+            title TEXT,
+            lesson TEXT NOT NULL,
+            leader TEXT,
+            seed INTEGER NOT NULL,       -- orders every question's options, the same for the whole group
+            node TEXT NOT NULL,          -- the group's step
+            phase TEXT NOT NULL,         -- "shown"; at a question: "open" (taking answers) or "closed"
+            state TEXT NOT NULL,         -- "running", "paused", "stopped" or "finished"
+            advance INTEGER,             -- seconds a question stays open when the bot moves on by itself
+            due_at TEXT,                 -- when the bot moves on by itself (store time); NULL: not by itself
+            counted INTEGER,             -- answers shown in the open question's live count
+            counted_at TEXT,
+            started_at TEXT NOT NULL,
+            updated_at TEXT
+        )"""
     )
     db["study_sessions"].create_index(["chat"], unique=True)
     db["study_sessions"].create_index(["state", "due_at"])

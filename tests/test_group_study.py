@@ -260,6 +260,14 @@ async def test_a_leader_picks_from_the_menu_and_others_cannot(tmp_path: Path) ->
         await h.handled(h.telegram._push({"message": message}))
         [asked] = h.telegram.bot_messages(GROUP)[before:]
         assert "from your own account" in asked["text"]
+        # A new session after /stop has a new id: the old one's buttons are stale.
+        old_step = last_step(h)
+        await in_group(h, TEACHER, "/stop")
+        first_id = session_row(h)[0]
+        await in_group(h, TEACHER, "/study madman-core")
+        assert session_row(h)[0] != first_id
+        assert await press(h, TEACHER, old_step, next_data(old_step)) == "That step is over, so nothing changed."
+        assert session_row(h)[1] == CORE.start_id
         # /help in the group says how group study works.
         [helped] = await in_group(h, STRANGER, "/help")
         assert "Studying in this group" in helped["text"] and "privacy mode" in helped["text"]

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def test_a_group_question_closes_on_time_after_a_sigkill(bot, tmp_path: Path) ->
     seen = len(telegram.bot_messages(GROUP))
     telegram.send_text(TEACHER, f"/study madman-core {SECONDS}", group=GROUP)
     for _ in range(12):
-        step = wait_until(lambda: latest_step(telegram, seen), 20)
+        step = wait_until(lambda after=seen: latest_step(telegram, after), 20)
         assert step is not None, log.read_text()
         if "poll" in step and not step["poll"]["is_closed"]:
             break
@@ -115,14 +115,14 @@ def test_a_group_question_closes_on_time_after_a_sigkill(bot, tmp_path: Path) ->
     for member, position in picks.items():
         telegram.vote(member, poll["id"], [position])
     members = {f"tg:{member}" for member in picks}
-    stored = lambda: {r[0] for r in query(db, "SELECT learner FROM group_answers WHERE node = ?", (node,))} == members  # noqa: E731
+    stored = lambda: {r[0] for r in query(db, "SELECT learner FROM group_answers WHERE node = ?", (node,))} == members
     assert wait_until(stored, 5), log.read_text()
 
     # SIGKILL within ~2 s of the poll opening: the question is open, its closing stored for later.
     due_at = session_row(db)["due_at"]
     assert due_at == before["due_at"]
     due = datetime.fromisoformat(due_at)
-    left = (due - datetime.now(timezone.utc)).total_seconds()
+    left = (due - datetime.now(UTC)).total_seconds()
     due_monotonic = time.monotonic() + left  # the due time on the fake's clock
     assert time.monotonic() - opened < 2.5
     process.kill()

@@ -105,15 +105,16 @@ class Outbox:
     def add_edit(
         self,
         chat_id: int,
-        message_id: int,
+        message_id: int | str,
         text: str | None,
         update_id: int | None = None,
         erase: bool = False,
         buttons: tuple = (),
     ) -> None:
-        """Queue an edit of a sent message: its buttons removed (or replaced by `buttons`, which
-        keeps the message open for taps), and its text replaced if given."""
-        body: dict[str, Any] = {"message_id": message_id}
+        """Queue an edit of a message: its buttons removed (or replaced by `buttons`, which
+        keeps the message open for taps), and its text replaced if given. The message is
+        given by its id, or by the step it shows (a "<lesson>:<node>" string: see `add_stop_poll`)."""
+        body: dict[str, Any] = {"of_step": message_id} if isinstance(message_id, str) else {"message_id": message_id}
         if text is not None:
             body["text"] = split(text)[0]
         if buttons:
@@ -137,9 +138,12 @@ class Outbox:
         poll = {"question": question, "options": options, "correct": correct, "explanation": explanation}
         self._insert(chat_id, "poll", {"poll": poll, "buttons": buttons}, step, update_id, False, 0)
 
-    def add_stop_poll(self, chat_id: int, message_id: int, buttons: tuple = (), update_id: int | None = None) -> None:
-        """Queue closing a sent poll (its buttons replaced by `buttons`)."""
-        self._insert(chat_id, "stop_poll", {"message_id": message_id, "buttons": buttons}, None, update_id, False, 0)
+    def add_stop_poll(self, chat_id: int, step: str, buttons: tuple = (), update_id: int | None = None) -> None:
+        """Queue closing the poll that shows `step` (its buttons replaced by `buttons`).
+
+        The poll is named by its step, not its message id: it may still be waiting in the
+        outbox itself (a group's messages wait for its minute), and rows go out in order."""
+        self._insert(chat_id, "stop_poll", {"of_step": step, "buttons": buttons}, None, update_id, False, 0)
 
     def supersede(self, chat_id: int) -> None:
         """A newer reply for the chat is coming: droppable rows that have not gone out are moot."""
@@ -343,6 +347,11 @@ class Outbox:
             )
             return sent.message_id, None
         markup = OutMessage("", _buttons(body.get("buttons"))).markup()
+        if "of_step" in body:  # sent before this row, as rows go out in order
+            found = await wait_out(lambda: self.message_of(row.chat_id, body["of_step"]), "reading the outbox")
+            if found is None:
+                raise BadRequest("Message to edit not found (it was never sent)")
+            body = {**body, "message_id": found}
         if row.kind == "poll":
             poll = body["poll"]
             quiz = poll["correct"] is not None

@@ -202,16 +202,14 @@ def close(s: Services, session: Session, update_id: int | None) -> Session:
     lesson = s.tutor.lessons[session.lesson].lesson
     node = lesson.nodes[session.node]
     key = f"{lesson.id}:{node.id}"
-    message_id = s.outbox.message_of(session.chat_id, key)
     nxt = ((next_button(session, lesson, node.id, "closed"),),)
     step = view(lesson, session, node.id)
     if isinstance(node, ChoiceNode) and poll_fits(step, node):
-        if message_id is not None:
-            s.outbox.add_stop_poll(session.chat_id, message_id, update_id=update_id)
-    elif message_id is not None:  # the question without its answer buttons, with its final count
+        s.outbox.add_stop_poll(session.chat_id, key, update_id=update_id)
+    else:  # the question without its answer buttons, with its final count
         count = s.sessions.count(session, node.id)
         heading = heading_for(lesson, _before(lesson, node.id), node.id)
-        s.outbox.add_edit(session.chat_id, message_id, question_text(lesson, session, node.id, heading, count), update_id)
+        s.outbox.add_edit(session.chat_id, key, question_text(lesson, session, node.id, heading, count), update_id)
     if isinstance(node, ChoiceNode):
         s.outbox.add(session.chat_id, OutMessage(tally(s, session, lesson, node), nxt + remedy_row(s, session, lesson, node)), update_id)
         send_remedies(s, session, lesson, node, update_id)
@@ -238,9 +236,7 @@ def tally(s: Services, session: Session, lesson: Lesson, node: ChoiceNode) -> st
     counts = s.sessions.tally(session, node.id)
     total = sum(counts.values())
     step = view(lesson, session, node.id)
-    lines = [f"📊 <b>{total} answered</b>" if total != 1 else "📊 <b>1 answered</b>"]
-    if not total:
-        lines = ["📊 <b>No one answered this one.</b>"]
+    lines = [f"📊 <b>{total} answered</b>" if total else "📊 <b>No one answered this one.</b>"]
     for position, option_id in enumerate(step.order, 1):
         option = node.options[option_id]
         mark = " ✅" if node.graded and option.correct else ""
@@ -295,7 +291,10 @@ def group_summary(s: Services, session: Session, lesson: Lesson, upto: str) -> s
     answers = s.sessions.answers(session)
     members = {learner for learner, _, _ in answers}
     every = [m for m in members if {n for learner, n, _ in answers if learner == m} >= set(asked)]
-    lines = [f"<b>This session:</b> {len(members)} took part; {len(every)} answered every question ({len(asked)})."]
+    if not asked:
+        return "<b>This session:</b> no question was asked yet."
+    took_part = "1 took part" if len(members) == 1 else f"{len(members)} took part"
+    lines = [f"<b>This session:</b> {took_part}; {len(every)} answered all {len(asked)} questions asked."]
     hardest = []
     misconceptions: Counter[str] = Counter()
     for question in asked:
