@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.test_telegram_bot import Harness, play_core_lesson
 
 GROUP = -100777
-TEACHER, ANN, BEN, STRANGER = 9001, 9002, 9003, 9004
+TEACHER, ANN, BEN, STRANGER, CAL = 9001, 9002, 9003, 9004, 9005
 
 
 async def in_group(h: Harness, user: int, text: str) -> list[dict]:
@@ -35,6 +35,8 @@ async def test_an_admin_assigns_and_each_member_counts_for_the_group(tmp_path: P
         assert "assigned in “Study group”" in replies[0]["text"]
         assert h.store.progress(f"tg:{ANN}", "madman-core", f"tg:{ANN}") is not None
         await play_core_lesson(h, ANN)  # /start again resumes; she goes through to the end
+        await h.say(CAL, f"/start {start}")  # a second member finishes too
+        await play_core_lesson(h, CAL)
         # Ben follows it and stops early.
         await h.say(BEN, f"/start {start}")
         await h.say(BEN, f"/start {start}")  # twice: still one member
@@ -42,7 +44,7 @@ async def test_an_admin_assigns_and_each_member_counts_for_the_group(tmp_path: P
         [standings] = await in_group(h, STRANGER, "/standings")
         text = standings["text"]
         assert "Standings" in text and "Madman theory" in text
-        assert f"Learner{ANN}: ✅ finished" in text
+        assert f"Learner{ANN}: ✅ finished" in text and f"Learner{CAL}: ✅ finished" in text
         assert f"Learner{BEN}: ▰" in text and "part 1 of" in text
         assert text.count(f"Learner{BEN}") == 1
         # Never anyone's answers or score.
