@@ -74,14 +74,15 @@ async def may_lead(s: Services, context: ContextTypes.DEFAULT_TYPE, chat_id: int
     return leads
 
 
-def reply(s: Services, update: Update, text: str, rationed: bool = False) -> None:
+def reply(s: Services, update: Update, text: str, rationed: bool = False, kind: str = "group") -> None:
     """Queue a message to the group and mark the update handled, in one transaction.
-    A reply that changes nothing is `rationed`: a few per group, then one per 15 seconds
-    (a group gets only 20 messages a minute, and they are for the lesson)."""
+    A reply that changes nothing is `rationed` (a group gets only 20 messages a minute, and
+    they are for the lesson): a few per group, then one per 15 seconds; a refusal to lead
+    (`kind` "refusal") one per 5 seconds."""
     chat = update.effective_chat
     assert chat is not None
     with s.store.atomic():
-        if not (rationed and s.quiet(chat.id, "group")):
+        if not (rationed and s.quiet(chat.id, kind)):
             s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=rationed, priority=1)
         s.inbox.mark_handled(update.update_id)
 
@@ -93,10 +94,10 @@ async def leading(s: Services, update: Update, context: ContextTypes.DEFAULT_TYP
     if chat is None or message is None:
         return False
     if message.sender_chat is not None and message.sender_chat.id == chat.id:
-        reply(s, update, ANONYMOUS, rationed=True)
+        reply(s, update, ANONYMOUS, rationed=True, kind="refusal")
         return False
     if user is None or not await may_lead(s, context, chat.id, user.id):
-        reply(s, update, LEADERS_ONLY, rationed=True)
+        reply(s, update, LEADERS_ONLY, rationed=True, kind="refusal")
         return False
     return True
 

@@ -45,6 +45,7 @@ QUIET = {
     "other": (3, 1.0),
     "typing": (1, 1.0),
     "group": (3, 15.0),  # a group's answers that change nothing: its 20 messages a minute are for the lesson
+    "refusal": (1, 5.0),  # "only the group's admins can do that"
 }  # kind -> (burst, seconds)
 AFTER_THE_END = "/lessons shows the other lessons; /restart goes through this one again."
 HINTS = {  # what the bot expects at each kind of step
