@@ -208,6 +208,17 @@ def m005_study_sessions(db: Database) -> None:
     db["outbox"].create_index(["poll_id"])
 
 
+@migrations()
+def m006_reviews(db: Database) -> None:
+    # An instructor's review of a written answer (an `answer` event): reviewed, skipped for
+    # now, or answered with feedback (which went to the learner through the outbox).
+    db["reviews"].create(
+        {"event": int, "status": str, "reviewer": str, "feedback": str, "at": str},
+        pk="event",
+        not_null={"status", "at"},
+    )
+
+
 @dataclass(frozen=True)
 class Progress:
     """One learner's place in one lesson in one chat."""
@@ -429,6 +440,8 @@ class Store:
         # UPDATE moved within its page.
         with self.atomic():
             self.db.execute("UPDATE assignments SET created_by = NULL WHERE created_by = ?", [learner])
+            self.db.execute("DELETE FROM reviews WHERE event IN (SELECT id FROM events WHERE learner = ?)", [learner])
+            self.db.execute("UPDATE reviews SET reviewer = NULL WHERE reviewer = ?", [learner])
             tables = (
                 ("events", "learner"), ("progress", "learner"), ("learners", "id"), ("outbox", "chat"),
                 ("assignment_members", "learner"), ("group_answers", "learner"),

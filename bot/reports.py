@@ -1,0 +1,434 @@
+"""What instructors review, read from the event log: each learner's attempts at a lesson,
+a lesson's summary (who started and finished, the hardest questions, the misconceptions
+chosen most), a learner's transcript, and the written reflections waiting for review.
+
+Built on the store and the lessons only, so the terminal, the bot and the exported files
+say the same. Events are read in one ordered pass (`attempts`), one learner's attempt at a
+time, and summaries keep running totals, never every learner at once.
+
+An attempt is one run through a lesson in one chat: it begins with a start (a restart
+begins another). Time spent is the sum of the gaps between a learner's events, a gap
+longer than `BREAK` counted as a break (not at all).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot import engine
+from bot.engine import Feedback, Notice, State, Step, Summary, input_from_dict
+from bot.lesson import ChoiceNode, Lesson, WriteNode
+from bot.loader import LoadedLesson
+from bot.store import Store
+
+BREAK = 30 * 60.0  # seconds: a longer gap between two events is a break, not time spent
+NAMESPACE = uuid.UUID("9f6c2b1e-5d0a-4c3e-8f71-2a4b6c8d0e1f")  # registrations are uuid5 in it
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which events a report covers; None: all."""
+
+    lesson: str | None = None
+    chat: str | None = None
+    since: str | None = None  # an ISO date or time: events at or after it
+    learner: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a reader may see: everything (`everything`), or the listed (chat, lesson or
+    None for any, learner or None for any) triples."""
+
+    everything: bool = False
+    allowed: tuple[tuple[str, str | None, str | None], ...] = ()
+
+    def where(self) -> tuple[str, list]:
+        if self.everything:
+            return "1", []
+        if not self.allowed:
+            return "0", []
+        parts, args = [], []
+        for chat, lesson, learner in self.allowed:
+            part = ["chat = ?"]
+            args.append(chat)
+            if lesson is not None:
+                part.append("lesson = ?")
+                args.append(lesson)
+            if learner is not None:
+                part.append("learner = ?")
+                args.append(learner)
+            parts.append("(" + " AND ".join(part) + ")")
+        return "(" + " OR ".join(parts) + ")", args
+
+
+EVERYTHING = Scope(everything=True)
+
+
+@dataclass
+class Response:
+    """One answer in an attempt: a choice, a written text or a self-check."""
+
+    event: int
+    node: str
+    kind: str  # "choice", "text", "check"
+    at: str
+    seconds: float  # since the learner's previous event (0 after a break)
+    option: int | None = None
+    correct: bool | None = None
+    attempt: int = 1
+    misconception: str | None = None
+    revealed: bool = False
+    text: str | None = None
+    covered: tuple[int, ...] = ()
+
+
+@dataclass
+class Attempt:
+    """One learner's run through one lesson in one chat."""
+
+    learner: str
+    name: str | None
+    lesson: str
+    chat: str
+    first_event: int
+    started_at: str
+    updated_at: str = ""
+    finished_at: str | None = None
+    score: int = 0
+    events: int = 0
+    seconds: float = 0.0
+    responses: list[Response] = field(default_factory=list)
+    edges: Counter[tuple[str, str]] = field(default_factory=Counter)  # (from node, to node) moves
+    parts_reached: set[int] = field(default_factory=set)
+    node: str | None = None
+
+    @property
+    def registration(self) -> str:
+        """A stable id of this attempt (a UUID, as xAPI wants)."""
+        return str(uuid.uuid5(NAMESPACE, f"{self.learner}|{self.lesson}|{self.chat}|{self.first_event}"))
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    def first_tries(self) -> dict[str, Response]:
+        """Each graded question's first answer (a variant counts as its original)."""
+        found: dict[str, Response] = {}
+        for response in self.responses:
+            if response.kind == "choice" and response.correct is not None and response.attempt == 1:
+                found.setdefault(response.node, response)
+        return found
+
+
+def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
+    where, args = scope.where()
+    clauses = [where]
+    for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
+        if value is not None:
+            clauses.append(f"e.{column} = ?")
+            args.append(value)
+    if filters.since:
+        clauses.append("e.at >= ?")
+        args.append(filters.since)
+    sql = (
+        "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.node, e.input, e.outcome, e.state, e.at "
+        "FROM events e LEFT JOIN learners l ON l.id = e.learner "
+        f"WHERE {' AND '.join(clauses)} ORDER BY e.learner, e.lesson, e.chat, e.id"
+    )
+    yield from store.db.execute(sql, args)
+
+
+def _seconds(before: str, after: str) -> float:
+    gap = (datetime.fromisoformat(after) - datetime.fromisoformat(before)).total_seconds()
+    return gap if 0 <= gap <= BREAK else 0.0
+
+
+def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = Filters(), scope: Scope = EVERYTHING) -> Iterator[Attempt]:
+    """Every attempt the filters and scope allow, learner by learner, in one pass."""
+    current: Attempt | None = None
+    previous_at: str | None = None
+    for event_id, learner, name, lesson_id, chat, node, raw_input, raw_outcome, raw_state, at in _events(store, filters, scope):
+        value, outcome, state = json.loads(raw_input), json.loads(raw_outcome), json.loads(raw_state)
+        same = current is not None and (current.learner, current.lesson, current.chat) == (learner, lesson_id, chat)
+        gap = _seconds(previous_at, at) if same and previous_at else 0.0
+        if value["kind"] == "start" or not same:
+            if current is not None:
+                yield current
+            current = Attempt(learner, name, lesson_id, chat, event_id, at)
+        assert current is not None
+        previous_at = at
+        current.events += 1
+        current.seconds += gap
+        current.updated_at = at
+        current.score = int(state.get("score", 0))
+        if state.get("finished") and current.finished_at is None:
+            current.finished_at = at
+        target = state.get("node")
+        if node and target and node != target:
+            current.edges[(node, target)] += 1
+        current.node = target
+        loaded = lessons.get(lesson_id)
+        if loaded is not None and target in loaded.lesson.nodes:
+            current.parts_reached.add(loaded.lesson.part_of(target)[0])
+        kind = value["kind"]
+        if kind == "choose":
+            current.responses.append(Response(
+                event_id, value["node"], "choice", at, gap, option=outcome.get("option"), correct=outcome.get("correct"),
+                attempt=int(outcome.get("attempt", 1)), misconception=outcome.get("misconception"),
+                revealed=bool(outcome.get("revealed")),
+            ))
+        elif kind == "answer" and "text" in outcome:
+            current.responses.append(Response(event_id, node or "", "text", at, gap, text=outcome["text"]))
+        elif kind == "check":
+            current.responses.append(Response(event_id, value["node"], "check", at, gap, covered=tuple(outcome.get("covered", ()))))
+    if current is not None:
+        yield current
+
+
+# --- a lesson's summary ------------------------------------------------------------------------
+
+
+@dataclass
+class QuestionStats:
+    node: str
+    ask: str
+    answered: int = 0  # learners who answered it (their first try)
+    right: int = 0  # of them, right at the first try
+    options: Counter[int] = field(default_factory=Counter)  # first tries per option (file index)
+    # Over finished attempts only, for the point-biserial correlation with the total score:
+    finished_right: int = 0
+    finished_wrong: int = 0
+    sum_right: float = 0.0  # total scores of those right at the first try
+    sum_wrong: float = 0.0
+
+    @property
+    def facility(self) -> float | None:
+        """The share right at the first try."""
+        return self.right / self.answered if self.answered else None
+
+
+@dataclass
+class LessonSummary:
+    lesson: str
+    title: str
+    questions_total: int
+    started: int = 0
+    finished: int = 0
+    finish_minutes: list[float] = field(default_factory=list)  # of those who finished
+    score_sum: int = 0
+    score_squares: int = 0
+    scored: int = 0  # attempts counted in the score figures (finished ones)
+    questions: dict[str, QuestionStats] = field(default_factory=dict)
+    misconceptions: Counter[str] = field(default_factory=Counter)
+    parts_reached: Counter[int] = field(default_factory=Counter)  # part -> attempts that reached it
+    edges: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reflections_waiting: int = 0
+
+    @property
+    def median_minutes(self) -> float | None:
+        return statistics.median(self.finish_minutes) if self.finish_minutes else None
+
+    @property
+    def mean_score(self) -> float | None:
+        return self.score_sum / self.scored if self.scored else None
+
+    def discrimination(self, node: str) -> float | None:
+        """The point-biserial correlation between answering `node` right at the first try and
+        the learner's first-try score over the lesson (item included), over finished attempts;
+        None where it is undefined (everyone right, or everyone wrong, or no spread)."""
+        q = self.questions[node]
+        n = self.scored
+        right, wrong = q.finished_right, q.finished_wrong
+        if n < 2 or not right or not wrong:
+            return None
+        mean = self.score_sum / n
+        variance = self.score_squares / n - mean * mean
+        if variance <= 0:
+            return None
+        p = right / (right + wrong)
+        return (q.sum_right / right - q.sum_wrong / wrong) / math.sqrt(variance) * math.sqrt(p * (1 - p))
+
+    def hardest(self, count: int = 5) -> list[QuestionStats]:
+        """The questions with the lowest facility (answered by someone), hardest first."""
+        answered = [q for q in self.questions.values() if q.answered]
+        return sorted(answered, key=lambda q: (q.facility, -q.answered))[:count]
+
+
+def summarize(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = Filters(), scope: Scope = EVERYTHING) -> list[LessonSummary]:
+    """A summary per lesson, in one pass over the events."""
+    found: dict[str, LessonSummary] = {}
+    for attempt in attempts(store, lessons, filters, scope):
+        loaded = lessons.get(attempt.lesson)
+        if loaded is None:
+            continue
+        lesson = loaded.lesson
+        summary = found.get(lesson.id)
+        if summary is None:
+            summary = found[lesson.id] = LessonSummary(lesson.id, lesson.title, engine.graded_questions(lesson))
+            for node in lesson.nodes.values():
+                if isinstance(node, ChoiceNode) and node.graded and node.id not in lesson.variant_of:
+                    summary.questions[node.id] = QuestionStats(node.id, node.ask)
+        add(summary, lesson, attempt)
+    for summary in found.values():
+        summary.reflections_waiting = len(waiting_reflections(store, Filters(summary.lesson, filters.chat, filters.since), scope, limit=None))
+    return list(found.values())
+
+
+def add(summary: LessonSummary, lesson: Lesson, attempt: Attempt) -> None:
+    summary.started += 1
+    summary.parts_reached.update(attempt.parts_reached)
+    summary.edges.update(attempt.edges)
+    chosen = {r.misconception for r in attempt.responses if r.misconception}
+    summary.misconceptions.update(chosen)
+    first_tries = [(summary.questions.get(node), response) for node, response in attempt.first_tries().items()]
+    for q, response in first_tries:
+        if q is not None:
+            q.answered += 1
+            q.right += bool(response.correct)
+            if response.option is not None:
+                q.options[response.option] += 1
+    if not attempt.finished:
+        return
+    summary.finished += 1
+    summary.finish_minutes.append(attempt.seconds / 60)
+    summary.scored += 1
+    summary.score_sum += attempt.score
+    summary.score_squares += attempt.score * attempt.score
+    for q, response in first_tries:
+        if q is not None and response.correct:
+            q.finished_right += 1
+            q.sum_right += attempt.score
+        elif q is not None:
+            q.finished_wrong += 1
+            q.sum_wrong += attempt.score
+
+
+# --- transcripts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    at: str
+    who: str  # "bot" or "learner"
+    text: str
+    seconds: float | None = None  # for a learner's line: time taken since the bot's last step
+
+
+def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, filters: Filters = Filters(), scope: Scope = EVERYTHING) -> list[Line]:
+    """A learner's history, in order: each step the bot showed, each answer with the time
+    taken, each piece of feedback; rebuilt by replaying their events through the engine."""
+    lines: list[Line] = []
+    for attempt in attempts(store, lessons, Filters(filters.lesson, filters.chat, filters.since, learner), scope):
+        loaded = lessons.get(attempt.lesson)
+        lines.append(Line(attempt.started_at, "bot", f"— {loaded.lesson.title if loaded else attempt.lesson} ({attempt.chat}) —"))
+        if loaded is None:
+            continue
+        state = State()
+        rows = store.db.execute(
+            "SELECT input, state, at FROM events WHERE learner = ? AND lesson = ? AND chat = ? AND id >= ? ORDER BY id",
+            [learner, attempt.lesson, attempt.chat, attempt.first_event],
+        ).fetchall()
+        for index, (raw_input, raw_state, at) in enumerate(rows):
+            value = input_from_dict(json.loads(raw_input))
+            if index and value.__class__.__name__ == "Start":
+                break
+            said = _said(loaded.lesson, value)
+            if said:
+                lines.append(Line(at, "learner", said, _gap(lines, at)))
+            try:
+                result = engine.step(loaded.lesson, state, value)
+                outputs = result.outputs
+            except engine.InputError:  # the lesson changed since: say what was recorded
+                outputs = ()
+            state = State.from_dict(json.loads(raw_state))
+            for output in outputs:
+                text = _shown(output)
+                if text:
+                    lines.append(Line(at, "bot", text))
+    return lines
+
+
+def _said(lesson: Lesson, value: object) -> str | None:
+    if isinstance(value, engine.Choose):
+        node = lesson.nodes.get(value.node)
+        if isinstance(node, ChoiceNode) and 0 <= value.option < len(node.options):
+            return node.options[value.option].text
+        return f"option {value.option + 1}"
+    if isinstance(value, engine.Answer):
+        return value.text
+    if isinstance(value, engine.Check):
+        return "Marked points: " + (", ".join(str(p + 1) for p in value.points) or "none")
+    if isinstance(value, engine.Revisit):
+        return f"Look again: {value.section}"
+    return None
+
+
+def _shown(output: object) -> str | None:
+    if isinstance(output, Step):
+        options = "".join(f"\n  {i}. {o}" for i, o in enumerate(output.options, 1))
+        return f"[part {output.part}] {output.text.strip()}{options}"
+    if isinstance(output, Feedback):
+        return f"({output.verdict}) {output.text.strip()}"
+    if isinstance(output, Notice):
+        return output.text
+    if isinstance(output, Summary):
+        return f"Result: {output.score} of {output.questions} right at the first try."
+    return None
+
+
+def _gap(lines: list[Line], at: str) -> float | None:
+    shown = next((line.at for line in reversed(lines) if line.who == "bot"), None)
+    return None if shown is None else max(0.0, (datetime.fromisoformat(at) - datetime.fromisoformat(shown)).total_seconds())
+
+
+# --- reflections ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reflection:
+    event: int
+    learner: str
+    name: str | None
+    lesson: str
+    chat: str
+    node: str
+    text: str
+    at: str
+    status: str | None  # None: waiting; "reviewed", "skipped", "answered"
+    feedback: str | None
+
+
+def waiting_reflections(store: Store, filters: Filters, scope: Scope, limit: int | None = 1, skipped: bool = False) -> list[Reflection]:
+    """Written answers not yet reviewed, oldest first (`skipped` ones too if asked)."""
+    where, args = scope.where()  # its columns are the events' own: no other table here has them
+    clauses = [where, "json_extract(e.input, '$.kind') = 'answer'", "json_extract(e.outcome, '$.text') IS NOT NULL"]
+    clauses.append("(r.status IS NULL OR r.status = 'skipped')" if skipped else "r.status IS NULL")
+    for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
+        if value is not None:
+            clauses.append(f"e.{column} = ?")
+            args.append(value)
+    if filters.since:
+        clauses.append("e.at >= ?")
+        args.append(filters.since)
+    sql = (
+        "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.node, json_extract(e.outcome, '$.text'), e.at, r.status, r.feedback "
+        "FROM events e LEFT JOIN learners l ON l.id = e.learner LEFT JOIN reviews r ON r.event = e.id "
+        f"WHERE {' AND '.join(clauses)} ORDER BY (r.status IS NOT NULL), e.id"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [Reflection(*row) for row in store.db.execute(sql, args)]
+
+
+def written_question(lessons: dict[str, LoadedLesson], lesson: str, node: str) -> WriteNode | None:
+    loaded = lessons.get(lesson)
+    found = loaded.lesson.nodes.get(node) if loaded else None
+    return found if isinstance(found, WriteNode) else None
