@@ -1,4 +1,5 @@
-"""The `tutorbot` command: play, check, lessons and run.
+"""The `tutorbot` command: play, check, lessons, graph, inbox and run (and the instructor's
+report, transcript and export, from `bot.review_cli`).
 
 A thin shell over the library: library errors become click errors here, at the edge,
 so a user sees one clear line and a non-zero exit, never a traceback.
@@ -16,6 +17,7 @@ from typing import NoReturn
 import click
 from pydantic import ValidationError
 
+from bot import review_cli
 from bot.console import Console
 from bot.database_file import DatabaseError, single_instance
 from bot.engine import graded_questions
@@ -266,3 +268,8 @@ def run() -> None:
             raise click.ClickException(str(exc)) from None
         finally:
             store.close()
+
+
+main.add_command(review_cli.report)
+main.add_command(review_cli.transcript)
+main.add_command(review_cli.export)

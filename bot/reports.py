@@ -44,21 +44,24 @@ class Filters:
 
 @dataclass(frozen=True)
 class Scope:
-    """What a reader may see: everything (`everything`), or the listed (chat, lesson or
-    None for any, learner or None for any) triples."""
+    """What a reader may see: everything (`everything`), or the listed (chat, lesson,
+    learner) triples, None in a triple meaning any."""
 
     everything: bool = False
-    allowed: tuple[tuple[str, str | None, str | None], ...] = ()
+    allowed: tuple[tuple[str | None, str | None, str | None], ...] = ()
 
     def where(self) -> tuple[str, list]:
+        """An SQL condition over the events' own columns (chat, lesson, learner), and its arguments."""
         if self.everything:
             return "1", []
         if not self.allowed:
             return "0", []
         parts, args = [], []
         for chat, lesson, learner in self.allowed:
-            part = ["chat = ?"]
-            args.append(chat)
+            part = ["1"]
+            if chat is not None:
+                part.append("chat = ?")
+                args.append(chat)
             if lesson is not None:
                 part.append("lesson = ?")
                 args.append(lesson)
@@ -356,6 +359,21 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
     return lines
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut at a word end with "…" if longer than `limit`."""
+    return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def plain(line: Line) -> str:
+    """A transcript line as plain text: the time, then the bot's words, or the learner's
+    after "> " with the time they took."""
+    when = line.at[:19].replace("T", " ")
+    if line.who == "learner":
+        took = f" (after {line.seconds:.0f} s)" if line.seconds is not None else ""
+        return f"{when}  > {line.text}{took}"
+    return f"{when}    {line.text}"
+
+
 def _said(lesson: Lesson, value: object) -> str | None:
     if isinstance(value, engine.Choose):
         node = lesson.nodes.get(value.node)
@@ -408,9 +426,19 @@ class Reflection:
 
 def waiting_reflections(store: Store, filters: Filters, scope: Scope, limit: int | None = 1, skipped: bool = False) -> list[Reflection]:
     """Written answers not yet reviewed, oldest first (`skipped` ones too if asked)."""
+    return _reflections(store, filters, scope, "(r.status IS NULL OR r.status = 'skipped')" if skipped else "r.status IS NULL", limit)
+
+
+def reflection(store: Store, event: int, scope: Scope) -> Reflection | None:
+    """One written answer, if the scope allows it (whatever its review status)."""
+    found = _reflections(store, Filters(), scope, "e.id = ?", 1, [event])
+    return found[0] if found else None
+
+
+def _reflections(store: Store, filters: Filters, scope: Scope, condition: str, limit: int | None, extra: list | None = None) -> list[Reflection]:
     where, args = scope.where()  # its columns are the events' own: no other table here has them
-    clauses = [where, "json_extract(e.input, '$.kind') = 'answer'", "json_extract(e.outcome, '$.text') IS NOT NULL"]
-    clauses.append("(r.status IS NULL OR r.status = 'skipped')" if skipped else "r.status IS NULL")
+    clauses = [where, "json_extract(e.input, '$.kind') = 'answer'", "json_extract(e.outcome, '$.text') IS NOT NULL", condition]
+    args += extra or []
     for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
         if value is not None:
             clauses.append(f"e.{column} = ?")

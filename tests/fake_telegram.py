@@ -126,6 +126,7 @@ class FakeTelegram:
         self.queries: list[str] = []  # the id of every button tap, in order
         self.reactions: list[tuple[int, int, Any]] = []  # (chat, message id, reaction) the bot set
         self.next_poll_id = 1
+        self.documents: dict[tuple[int, int], bytes] = {}  # (chat, message id) -> a sent file's content
 
     # --- the learners' side ---------------------------------------------------------------
 
@@ -387,6 +388,19 @@ class FakeTelegram:
                 message["reply_markup"] = stored["reply_markup"] = markup if isinstance(markup, dict) else json.loads(markup)
             self.chats.setdefault(chat_id, []).append(stored)
             return ok(message)
+        if method == "sendDocument":
+            name, content, mime = params["_files"]["document"]
+            message = {
+                "message_id": self.next_message_id,
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Tutor", "username": BOT_USERNAME},
+                "chat": self._chat(chat_id), "date": int(time.time()),
+                "document": {"file_id": f"doc{self.next_message_id}", "file_unique_id": f"d{self.next_message_id}",
+                             "file_name": name, "mime_type": mime, "file_size": len(content)},
+            }
+            self.next_message_id += 1
+            self.documents[(chat_id, message["message_id"])] = content
+            self.chats.setdefault(chat_id, []).append({"from_bot": True, "html": "", "text": "", **message})
+            return ok(message)
         if method == "stopPoll":
             stored = next((m for m in self.chats.get(chat_id, []) if m["message_id"] == int(params["message_id"])), None)
             if stored is None or "poll" not in stored:
@@ -450,6 +464,8 @@ class FakeRequest(BaseRequest):
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None, **_: Any) -> tuple[int, bytes]:
         token, api_method = _split_url(url)
         params = request_data.parameters if request_data else {}
+        if request_data is not None and request_data.contains_files:
+            params = {**params, "_files": request_data.multipart_data}  # uploads: (file name, bytes, MIME type)
         answer = self.telegram.respond(token, api_method, params)
         if api_method == "getUpdates" and answer.effect is None and answer.status == 200 and answer.body and not answer.body["result"]:
             # Long polling without blocking the event loop: look, then wait a little.

@@ -131,7 +131,7 @@ async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
         presses = [c for c in h.telegram.calls if c[0] == "answerCallbackQuery"]
         assert len(presses) == len(h.telegram.answered_queries) > 0
         # The command menu was registered at start-up.
-        assert [c["command"] for c in h.telegram.commands] == ["start", "lessons", "progress", "restart", "help", "forget"]
+        assert [c["command"] for c in h.telegram.commands] == ["start", "lessons", "progress", "restart", "help", "transcript", "forget"]
         assert [c["command"] for c in h.telegram.scoped_commands["all_group_chats"]] == ["study", "next", "pause", "resume", "stop", "assign", "standings", "help"]
 
 

@@ -37,7 +37,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
-from bot.telegram_bot import buttons, groups, handlers, study
+from bot.telegram_bot import buttons, groups, handlers, review, study
 from bot.store import Store, transient, wait_out
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
 from bot.telegram_bot.outbox import Outbox
@@ -87,6 +87,10 @@ def build_application(
         ("restart", handlers.restart),
         ("help", handlers.help_command),
         ("forget", handlers.forget),
+        ("report", review.report),
+        ("review", review.review),
+        ("transcript", review.transcript),
+        ("cancel", review.cancel),
     ]:
         app.add_handler(CommandHandler(name, callback, filters=private))
     app.add_handler(MessageHandler(private & filters.COMMAND, handlers.unknown_command))

@@ -32,7 +32,7 @@ from bot.telegram_bot.render import (
     checked,
     parse_button,
 )
-from bot.telegram_bot import study
+from bot.telegram_bot import review, study
 from bot.telegram_bot.sending import Blocked
 from bot.telegram_bot.services import Replies, Services, Who, handling, services, who
 
@@ -46,6 +46,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if not person.private:  # group study's buttons; it answers the tap itself
         await study.button(update, context)
+        return
+    if review.handles(query.data):  # instructor review: the files, and reviewing reflections
+        await _review_button(update, context, s, query)
         return
     await _answer(s, query, None)
     try:
@@ -66,6 +69,19 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             out.show(s.tutor.begin(person.learner, person.chat, pressed.lesson, update_id=update.update_id))
     else:
         confirm(s, person, update, query, pressed)
+
+
+async def _review_button(update: Update, context: ContextTypes.DEFAULT_TYPE, s: Services, query: CallbackQuery) -> None:
+    data = query.data
+    assert isinstance(data, str)
+    if data.startswith("x:"):
+        _, fmt, lesson = data.split(":")
+        await _answer(s, query, "Making the file…")
+        await review.export(update, context, fmt, None if lesson == "*" else lesson)
+        return
+    _, action, event = data.split(":")
+    note = await review.review_button(update, context, action, int(event))
+    await _answer(s, query, note)
 
 
 async def _answer(s: Services, query: CallbackQuery, text: str | None) -> None:

@@ -18,7 +18,7 @@ from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
-from bot.telegram_bot import groups, study
+from bot.telegram_bot import groups, review, study
 from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
 from bot.telegram_bot.services import (
     HINTS,
@@ -39,6 +39,7 @@ COMMANDS = [
     BotCommand("progress", "Where you are and how it has gone"),
     BotCommand("restart", "Start the current lesson over"),
     BotCommand("help", "How this works"),
+    BotCommand("transcript", "Your whole history with me, as a file"),
     BotCommand("forget", "Delete everything stored about you"),
 ]
 
@@ -55,8 +56,12 @@ HELP = (
     "/lessons – choose a lesson\n"
     "/progress – where you are, your score so far\n"
     "/restart – start the current lesson over\n"
+    "/transcript – your whole history with me, as a file\n"
     "/forget – delete everything stored about you\n"
     "/help – this message\n\n"
+    "<b>Instructors and group admins:</b> /report [lesson] – how learners are doing, and the "
+    "files (CSV, JSON Lines, xAPI, HTML); /review – written answers waiting for you, to mark or "
+    "answer with feedback.\n\n"
     "<b>In a group</b> (a group admin adds me to it): an admin sends /study to go through a lesson "
     "together, each member answering for themselves, or /assign for a lesson each of you does here "
     "with me; /help in the group says more."
@@ -194,6 +199,10 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if person is None or update.message is None or update.message.text is None:
         return
     log.debug("text from %s: %r", person.learner, update.message.text)
+    event = review.drafting(s, person.learner)
+    if event is not None:  # an instructor's feedback on a reflection (see /review)
+        await review.take_feedback(update, context, event, update.message.text)
+        return
     await typing(s, person)
     with handling(s, update, person) as out:
         received = s.inbox.received_at(update.update_id)

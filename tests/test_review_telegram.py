@@ -1,0 +1,105 @@
+"""Instructor review in Telegram: /report, /review with feedback delivered to the learner,
+/transcript, and who may see what."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from pathlib import Path
+
+from bot import access
+from tests.report_data import ANN, BEN, REFLECTION, build
+from tests.test_telegram_bot import Harness
+
+INSTRUCTOR, ADMIN, STRANGER = 9500, 9501, 9502
+GROUP = -100900
+ANN_ID, BEN_ID = int(ANN[3:]), int(BEN[3:])
+
+
+def harness(tmp_path: Path) -> Harness:
+    store, _, _ = build(tmp_path / "bot.db")  # the known data set, then the bot on the same file
+    store.close()
+    h = Harness(tmp_path)
+    h.settings.instructors = [INSTRUCTOR]
+    h.telegram.next_update_id = h.telegram.next_message_id = 50_000
+    return h
+
+
+async def test_an_instructor_gets_the_report_and_its_files(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        [report] = await h.say(INSTRUCTOR, "/report")
+        text = report["text"]
+        assert "Learners: 4 started, 2 finished" in text
+        # Ann 9 gaps of 30 s = 4.5 min, Ben 11 gaps = 5.5 min: the median is 5.0.
+        assert "Median time to finish: 5 min" in text and "mean score at the first try: 2.5 of 3" in text
+        assert "• 1 of 2:" in text  # the remedied question: Ann right, Ben wrong at the first try
+        assert "M1 (1)" in text and "Reflections waiting for review: 2" in text
+        labels = [label for label, _ in h.telegram.buttons(report)]
+        assert labels == ["CSV gradebook", "JSON Lines", "xAPI", "HTML report"]
+        await h.tap(INSTRUCTOR, report, "CSV gradebook")
+        document = h.telegram.last_bot_message(INSTRUCTOR)
+        assert document["document"]["file_name"] == "tutorbot-all.csv"
+        rows = list(csv.DictReader(io.StringIO(h.telegram.documents[(INSTRUCTOR, document["message_id"])].decode())))
+        assert sorted(r["name"] for r in rows) == ["Ann Archer", "Ben Brown", "Cat Chen", "Dan Diaz"]
+
+
+async def test_who_may_see_what(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        # A stranger, and an instructor asking for a lesson that does not exist: the same refusal.
+        [refused] = await h.say(STRANGER, "/report")
+        assert refused["text"] == access.REFUSAL
+        [refused] = await h.say(INSTRUCTOR, "/report nosuch")
+        assert refused["text"] == access.REFUSAL
+        [refused] = await h.say(STRANGER, "/review")
+        assert refused["text"] == access.REFUSAL
+        [refused] = await h.say(STRANGER, f"/transcript {ANN}")
+        assert refused["text"] == access.REFUSAL
+        [refused] = await h.say(STRANGER, "/transcript tg:424242")  # no such learner: the same words
+        assert refused["text"] == access.REFUSAL
+        # A group's admin sees the members of the lessons assigned in their group: here, Ann only.
+        number = h.store.assign(f"tg:{GROUP}", "Class", "madman-core", f"tg:{ADMIN}")
+        h.store.join(number, ANN)
+        h.telegram.admins[GROUP] = {ADMIN}
+        [report] = await h.say(ADMIN, "/report")
+        assert "Learners: 1 started, 1 finished" in report["text"]
+        [item] = await h.say(ADMIN, "/review")
+        assert "Ann Archer" in item["text"] and REFLECTION[ANN] in item["text"]
+        await h.say(ADMIN, f"/transcript {BEN}")
+        assert h.telegram.last_bot_message(ADMIN)["text"] == access.REFUSAL
+        # A learner gets their own transcript, and only theirs.
+        await h.say(ANN_ID, "/transcript")
+        document = h.telegram.last_bot_message(ANN_ID)
+        content = h.telegram.documents[(ANN_ID, document["message_id"])].decode()
+        assert REFLECTION[ANN] in content and REFLECTION[BEN] not in content
+        assert "> " in content and "(after " in content
+
+
+async def test_review_and_feedback_reach_the_learner_even_after_a_failure(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        [item] = await h.say(INSTRUCTOR, "/review")
+        assert "Ann Archer" in item["text"] and REFLECTION[ANN] in item["text"] and "A model answer" in item["text"]
+        [prompt] = await h.tap(INSTRUCTOR, item, "Reply with feedback")
+        assert "Send your feedback to Ann Archer" in prompt["text"]
+        h.telegram.inject("500", "sendMessage", chats=[ANN_ID])  # Telegram fails for Ann for a while
+        replies = await h.say(INSTRUCTOR, "Good point; now say why the promise matters more than the threat.")
+        assert "Sent to them, and recorded." in replies[0]["text"]
+        assert "Ben Brown" in replies[1]["text"]  # the next one waiting
+        row = h.store.db.execute("SELECT status, feedback FROM reviews WHERE status = 'answered'").fetchone()
+        assert row[1].startswith("Good point")
+        h.telegram.clear_faults()
+        for _ in range(100):  # the outbox tries again
+            if h.telegram.bot_messages(ANN_ID):
+                break
+            await asyncio.sleep(0.1)
+        [feedback] = h.telegram.bot_messages(ANN_ID)
+        assert "Feedback from your instructor" in feedback["text"] and "Good point" in feedback["text"]
+        assert REFLECTION[ANN][:30] in feedback["text"]
+        # Ben's: marked reviewed; then nothing waits.
+        [done] = await h.tap(INSTRUCTOR, replies[1], "✓ Reviewed")
+        assert done["text"].startswith("No reflection is waiting for review.")
+        # A forgotten learner is in no report made afterwards.
+        await h.say(ANN_ID, "/forget")
+        await h.tap(ANN_ID, h.last(ANN_ID), "Yes, delete everything")
+        [report] = await h.say(INSTRUCTOR, "/report")
+        assert "Learners: 3 started, 1 finished" in report["text"]
