@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from bot import engine
 from bot.engine import Feedback, Notice, State, Step, Summary, input_from_dict
@@ -34,12 +34,19 @@ NAMESPACE = uuid.UUID("9f6c2b1e-5d0a-4c3e-8f71-2a4b6c8d0e1f")  # registrations a
 
 @dataclass(frozen=True)
 class Filters:
-    """Which events a report covers; None: all."""
+    """Which events a report covers; None: all. An attempt that began before `since` is
+    seen from `since` on (as if it began there)."""
 
     lesson: str | None = None
     chat: str | None = None
-    since: str | None = None  # an ISO date or time: events at or after it
+    since: str | None = None  # an ISO date or time (UTC unless it says otherwise): events at or after it
     learner: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None:  # the store's own format, so that text comparison is time order
+            when = datetime.fromisoformat(self.since)
+            when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            object.__setattr__(self, "since", when.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class Response:
     kind: str  # "choice", "text", "check"
     at: str
     seconds: float  # since the learner's previous event (0 after a break)
+    question: str | None = None  # for a choice: the question it counts for (a variant's original)
     option: int | None = None
     correct: bool | None = None
     attempt: int = 1
@@ -125,9 +133,9 @@ class Attempt:
     def first_tries(self) -> dict[str, Response]:
         """Each graded question's first answer (a variant counts as its original)."""
         found: dict[str, Response] = {}
-        for response in self.responses:
-            if response.kind == "choice" and response.correct is not None and response.attempt == 1:
-                found.setdefault(response.node, response)
+        for response in self.responses:  # the original is always asked before its variant
+            if response.kind == "choice" and response.correct is not None:
+                found.setdefault(response.question or response.node, response)
         return found
 
 
@@ -161,7 +169,7 @@ def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = 
     for event_id, learner, name, lesson_id, chat, node, raw_input, raw_outcome, raw_state, at in _events(store, filters, scope):
         value, outcome, state = json.loads(raw_input), json.loads(raw_outcome), json.loads(raw_state)
         same = current is not None and (current.learner, current.lesson, current.chat) == (learner, lesson_id, chat)
-        gap = _seconds(previous_at, at) if same and previous_at else 0.0
+        gap = _seconds(previous_at, at) if same and previous_at and value["kind"] != "start" else 0.0
         if value["kind"] == "start" or not same:
             if current is not None:
                 yield current
@@ -183,8 +191,9 @@ def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = 
             current.parts_reached.add(loaded.lesson.part_of(target)[0])
         kind = value["kind"]
         if kind == "choose":
+            question = loaded.lesson.variant_of.get(value["node"], value["node"]) if loaded else value["node"]
             current.responses.append(Response(
-                event_id, value["node"], "choice", at, gap, option=outcome.get("option"), correct=outcome.get("correct"),
+                event_id, value["node"], "choice", at, gap, question=question, option=outcome.get("option"), correct=outcome.get("correct"),
                 attempt=int(outcome.get("attempt", 1)), misconception=outcome.get("misconception"),
                 revealed=bool(outcome.get("revealed")),
             ))
@@ -281,7 +290,9 @@ def summarize(store: Store, lessons: dict[str, LoadedLesson], filters: Filters =
                     summary.questions[node.id] = QuestionStats(node.id, node.ask)
         add(summary, lesson, attempt)
     for summary in found.values():
-        summary.reflections_waiting = len(waiting_reflections(store, Filters(summary.lesson, filters.chat, filters.since), scope, limit=None))
+        summary.reflections_waiting = len(
+            waiting_reflections(store, Filters(summary.lesson, filters.chat, filters.since, filters.learner), scope, limit=None)
+        )
     return list(found.values())
 
 
