@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     bot_api_base_url: str = "https://api.telegram.org/bot"
     bot_api_file_url: str = "https://api.telegram.org/file/bot"
+    # Telegram's limits for a bot (a bot with paid broadcasts may go higher); "off" is a
+    # benchmark switch, not a production setting.
+    rate_limit: Literal["telegram", "off"] = "telegram"
+    rate_overall: float = Field(default=30.0, gt=0)  # messages a second, all chats together
+    rate_group: int = Field(default=20, gt=0)  # messages a minute in one group
+    rate_private: float = Field(default=1.0, gt=0)  # messages a second to one person (bursts of a few pass)
+    inbox_retention_hours: float = Field(default=48.0, ge=24)  # handled updates' ids kept this long
 
     @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
     @classmethod

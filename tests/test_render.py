@@ -70,16 +70,18 @@ def test_short_options_are_buttons_long_ones_are_numbered() -> None:
     assert numbered.buttons == ((("1", "a:tiny:q:0"), ("2", "a:tiny:q:1")),)
 
 
-def test_feedback_then_part_heading_on_the_step_then_summary_at_the_end() -> None:
+def test_feedback_part_heading_step_and_summary_are_one_message() -> None:
     outputs = (
         Feedback("Right & well done", "correct"),
         Notice("Part 2 of 2: The end", 2, 2),
         Step("e", "end", "Bye", (), 2, 2, "The end"),
         Summary(1, 2, ("M1",), (("Your view?", "Mine <3"),), (LookAgain("s", 1, "S & T", ("M1",)),)),
     )
-    feedback, end = messages(LESSON, outputs)
-    assert feedback.text == "✅ Right &amp; well done"
-    assert end.text.startswith("▰▰ <b>Part 2 of 2: The end</b>\n\n🏁 Bye\n\n<b>Your result:</b> 1 of 2 questions")
+    [end] = messages(LESSON, outputs, echo="<b>Your answer:</b> Yes")  # one message for the answer
+    assert end.text.startswith(
+        "<b>Your answer:</b> Yes\n\n✅ Right &amp; well done\n\n┈┈┈┈┈┈┈┈\n"
+        "▰▰ <b>Part 2 of 2: The end</b>\n\n🏁 Bye\n\n<b>Your result:</b> 1 of 2 questions"
+    )
     assert "<b>You were asked:</b> Your view?\n<b>You said:</b> <i>Mine &lt;3</i>" in end.text
     assert "• Part 1: S &amp; T\n   – Misreading &lt;one&gt; &amp; more" in end.text
     assert end.buttons == ((("Look again: part 1", "v:tiny:s"),),)

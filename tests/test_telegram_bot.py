@@ -14,6 +14,7 @@ from bot.loader import load_all
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.app import build_application, dispatcher_for, serve
+from bot.telegram_bot.render import SEPARATOR
 from bot.tutor import Tutor
 from tests.core_lesson import CORE as CORE_LESSON, FIRST, QUESTIONS, REMEDIED, RIGHT, START, WRONG, answer, option_data, question_key, text_of
 from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
@@ -81,8 +82,9 @@ class Harness:
 
 
 def body(message: dict) -> str:
-    """A step message without its first line (where the learner is, with or without the part's title)."""
-    return message["text"].split("\n", 1)[-1]
+    """A step message without the feedback on top of it and without its first line (where
+    the learner is, with or without the part's title)."""
+    return message["text"].split(SEPARATOR + "\n", 1)[-1].split("\n", 1)[-1]
 
 
 async def play_core_lesson(
@@ -135,19 +137,28 @@ async def test_a_learner_completes_the_lesson(tmp_path: Path) -> None:
         assert [c["command"] for c in h.telegram.scoped_commands["all_group_chats"]] == ["study", "next", "pause", "resume", "stop", "assign", "standings", "help"]
 
 
-async def test_an_answered_question_shows_the_choice_and_loses_its_buttons(tmp_path: Path) -> None:
+async def test_an_answer_gets_one_message_echoing_it_with_the_feedback_and_the_next_step(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await h.say(ALICE, "/start madman-core")
         while h.telegram.buttons(h.last(ALICE))[0][0] == "Continue ▸":
             await h.tap(ALICE, h.last(ALICE), "Continue ▸")
         question = h.last(ALICE)
         assert question_key(question) == FIRST
-        replies = await h.tap(ALICE, question, data=option_data(question, RIGHT[FIRST]))
-        edited = h.telegram.message(ALICE, question["message_id"])
-        assert edited["text"].endswith(f"Your answer: {RIGHT[FIRST]}")
-        assert h.telegram.buttons(edited) == []
+        calls = len(h.telegram.calls)
+        [reply] = await h.tap(ALICE, question, data=option_data(question, RIGHT[FIRST]))
         right = next(o for o in QUESTIONS[FIRST].options if o.correct)
-        assert replies[0]["text"].startswith(f"✅ {right.feedback[:30]}")
+        assert reply["text"].startswith(f"Your answer: {RIGHT[FIRST]}\n\n✅ {right.feedback[:30]}")
+        assert f"{SEPARATOR}\n▰" in reply["text"] and h.telegram.buttons(reply)  # the next step, under it
+        made = [method for method, _ in h.telegram.calls[calls:] if method not in ("getUpdates", "answerCallbackQuery")]
+        assert made == ["sendMessage"]  # one Bot API call for the answer
+        # The answered question keeps its buttons until one of them is tapped again: then
+        # the tap is refused, and they go.
+        assert h.telegram.buttons(h.telegram.message(ALICE, question["message_id"]))
+        h.app.bot_data["services"].allowance.clear()
+        await h.tap(ALICE, reply, h.telegram.buttons(reply)[0][0])  # on from the next step
+        refused = await h.tap(ALICE, question, data=option_data(question, RIGHT[FIRST]))
+        assert "earlier step, so nothing changed" in refused[0]["text"]
+        assert h.telegram.buttons(h.telegram.message(ALICE, question["message_id"])) == []
 
 
 async def test_stale_and_forged_buttons_change_nothing(tmp_path: Path) -> None:

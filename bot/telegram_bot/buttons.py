@@ -126,40 +126,28 @@ def answer_step(
     value = _input(pressed)
     with handling(s, update, person) as out:
         reply = s.tutor.act(person.learner, person.chat, value, pressed.lesson, update.update_id)
-        # The tapped message's buttons were taken off already (for this tap's twin, or an older answer).
-        edited = (
-            reply.error is not None
-            and isinstance(query.message, Message)
-            and s.outbox.edited(person.chat_id, query.message.message_id)
-        )
-        if isinstance(reply.error, StaleInput) and edited and s.tutor.accepted_already(person.learner, person.chat, pressed.lesson, value):
+        if isinstance(reply.error, StaleInput) and s.tutor.accepted_already(person.learner, person.chat, pressed.lesson, value):
             return  # a second tap on the very button just accepted: its reply is on its way
         if isinstance(pressed, RevisitButton):  # the end keeps its buttons, to look at another part later
             out.show(reply)
             return
-        if reply.error is None or (isinstance(reply.error, (StaleInput, LessonFinished)) and not edited):
-            # Answered now, or it belongs to a step that is over: it takes no more taps. (Not
-            # edited again: a flood of taps on an old button would cost a Bot API call each.)
-            text = None
-            shown = _html(query.message)
-            if reply.error is None and isinstance(pressed, ChoiceButton) and shown is not None:
-                node = s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node]
-                text = answered(shown, node.options[pressed.option].text)
-            elif reply.error is None and isinstance(value, Check) and shown is not None:
-                text = checked(shown, list(value.points))
-            edit(out, query, text)
+        if reply.error is None:
+            # One message answers it: the learner's answer echoed, the feedback, the next step.
+            # The tapped message keeps its buttons (taking them off would cost a second call
+            # per answer); a later tap on one of them is refused below, and takes them off.
+            echo = None
+            if isinstance(pressed, ChoiceButton):
+                echo = answered(s.tutor.lessons[pressed.lesson].lesson.nodes[pressed.node].options[pressed.option].text)
+            elif isinstance(value, Check):
+                echo = checked(list(value.points))
+            out.show(reply, echo=echo)
+            return
+        edited = isinstance(query.message, Message) and s.outbox.edited(person.chat_id, query.message.message_id)
+        if isinstance(reply.error, (StaleInput, LessonFinished)) and not edited:
+            # It belongs to a step that is over: it takes no more taps. (Once: a flood of taps
+            # on an old button must not cost a Bot API call each.)
+            edit(out, query, None)
         out.show(reply)
-
-
-def _html(message: object) -> str | None:
-    """The tapped message's text as HTML; None if there is none or it cannot be read back
-    (python-telegram-bot counts in UTF-16, which a lone surrogate in forged text breaks)."""
-    if not isinstance(message, Message):
-        return None
-    try:
-        return message.text_html
-    except (UnicodeError, ValueError, TypeError):
-        return None
 
 
 def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pressed: ConfirmButton) -> None:

@@ -23,6 +23,7 @@ MARKS = {"correct": "✅ ", "wrong": "❌ ", "neutral": "💬 ", "reveal": "➡�
 DONE = "Done ▸"
 CONTINUE = "Continue ▸"
 TYPE_HINT = "✍️ Type your answer and send it as a message."
+SEPARATOR = "┈┈┈┈┈┈┈┈"  # between the feedback on an answer and the step that follows, in one message
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,17 @@ def button_data(button: Button) -> str:
 # --- outputs as messages ------------------------------------------------------------------
 
 
-def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
-    """The messages that show `outputs`: feedback and notices first, the step with its buttons last.
+def messages(lesson: Lesson, outputs: tuple[Output, ...], echo: str | None = None) -> list[OutMessage]:
+    """The messages that show `outputs`: one message per step, the feedback and notices
+    that lead to it on top (after `echo`, the learner's answer as HTML, if given), its
+    buttons under it. So an answer costs one message: Telegram's limits are counted in
+    messages, and a phone shows the feedback right above what comes next.
 
     A new part's heading goes on top of the step it introduces; a lesson's end carries
     its summary.
     """
     sent: list[OutMessage] = []
-    paragraphs: list[str] = []
+    paragraphs: list[str] = [echo] if echo else []
     heading: str | None = None
     for output in outputs:
         if isinstance(output, Notice) and output.part is not None:
@@ -172,10 +176,11 @@ def messages(lesson: Lesson, outputs: tuple[Output, ...]) -> list[OutMessage]:
             text, buttons = summary(lesson, output)
             sent.append(replace(end, text=end.text + "\n\n" + text, buttons=buttons))
         elif isinstance(output, Step):
+            step = step_message(lesson.id, output, heading, lesson.lesson.source.author)
             if paragraphs:
-                sent.append(OutMessage("\n\n".join(paragraphs)))
+                step = replace(step, text="\n\n".join(paragraphs) + f"\n\n{SEPARATOR}\n" + step.text)
                 paragraphs = []
-            sent.append(step_message(lesson.id, output, heading, lesson.lesson.source.author))
+            sent.append(step)
             heading = None
     if paragraphs:
         sent.append(OutMessage("\n\n".join(paragraphs)))
@@ -265,15 +270,15 @@ def shortened(text: str, limit: int) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip() + " …"
 
 
-def answered(original_html: str, option: str) -> str:
-    """A question message after it was answered: the choice shown, no buttons."""
-    return f"{original_html}\n\n<b>Your answer:</b> {html.escape(option)}"
+def answered(option: str) -> str:
+    """The learner's choice, echoed on top of the reply to it."""
+    return f"<b>Your answer:</b> {html.escape(option)}"
 
 
-def checked(original_html: str, points: list[int]) -> str:
-    """A self-check after Done: the points the learner marked, no buttons."""
+def checked(points: list[int]) -> str:
+    """The self-check points the learner marked, echoed on top of the reply."""
     marked = ", ".join(str(p + 1) for p in points) if points else "none"
-    return f"{original_html}\n\n<b>Your answer makes:</b> {marked}"
+    return f"<b>Your answer makes:</b> {marked}"
 
 
 def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:

@@ -139,21 +139,21 @@ class Replies:
 
     refuse = inform  # a reply to input that did not fit: the same rules
 
-    def show(self, reply: Reply, before: list[OutMessage] | None = None) -> None:
-        """The tutor's reply as messages (after `before`); a refusal, or the step shown
-        again, is rate-limited and droppable."""
-        outgoing = (before or []) + self.render(reply)
+    def show(self, reply: Reply, before: list[OutMessage] | None = None, echo: str | None = None) -> None:
+        """The tutor's reply as messages (after `before`; `echo`, the learner's answer, on
+        top of the first); a refusal, or the step shown again, is rate-limited and droppable."""
+        outgoing = (before or []) + self.render(reply, echo)
         if reply.error is not None or reply.again:
             self.refuse(outgoing)
         else:
             self.send(outgoing)
 
-    def render(self, reply: Reply) -> list[OutMessage]:
+    def render(self, reply: Reply, echo: str | None = None) -> list[OutMessage]:
         lesson = self.s.tutor.loaded(reply.lesson).lesson if reply.lesson in self.s.tutor.lessons else None
         if lesson is None:
             outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
         else:
-            outgoing = messages(lesson, reply.outputs)
+            outgoing = messages(lesson, reply.outputs, echo)
         if isinstance(reply.error, LessonFinished):
             outgoing.append(OutMessage(AFTER_THE_END))
         return outgoing
