@@ -219,6 +219,14 @@ def m006_reviews(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_indexes_for_chats(db: Database) -> None:
+    # The outbox is read by chat id on every reply (what a chat was last sent, whether the bot
+    # can write to someone, a group's messages this minute): without this, each read scans it.
+    db["outbox"].create_index(["chat_id", "id"])
+    db["reviews"].create_index(["reviewer", "status"])  # an instructor's feedback being written
+
+
 @dataclass(frozen=True)
 class Progress:
     """One learner's place in one lesson in one chat."""

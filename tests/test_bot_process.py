@@ -46,6 +46,7 @@ class BotProcess:
             "TUTORBOT_DIALOGUES": str(CORE),
             "TUTORBOT_DEFAULT_LESSON": "madman-core",
             "TUTORBOT_LOG_LEVEL": "INFO",
+            "TUTORBOT_RATE_PRIVATE": "1000",  # scripted learners tap faster than people
         }
         self.log = log
         self.process: subprocess.Popen | None = None

@@ -13,7 +13,6 @@ Run with `-s` to see the figures.
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import os
 import sqlite3
@@ -194,7 +193,7 @@ TAPS = len(OPENING) - 1  # Continue taps after /start, through the opening messa
 def no_rate_limiter():  # noqa: ANN201
     """python-telegram-bot's `AIORateLimiter` off (Telegram's 30 sends a second overall):
     with it, 1,000 learners' ~9,000 calls would take five minutes whatever the bot does."""
-    return mock.patch.object(app_module, "AIORateLimiter", functools.partial(AIORateLimiter, overall_max_rate=0, group_max_rate=0))
+    return mock.patch.object(app_module, "AIORateLimiter", lambda **_: AIORateLimiter(overall_max_rate=0, group_max_rate=0))
 
 
 async def test_a_thousand_learners_at_once(tmp_path: Path) -> None:

@@ -182,7 +182,7 @@ def _clean_world():
 
 
 def no_rate_limiter():
-    return mock.patch.object(app_module, "AIORateLimiter", functools.partial(AIORateLimiter, overall_max_rate=0, group_max_rate=0))
+    return mock.patch.object(app_module, "AIORateLimiter", lambda **_: AIORateLimiter(overall_max_rate=0, group_max_rate=0))
 
 
 # --- strategies -----------------------------------------------------------------------

@@ -32,7 +32,8 @@ class Harness:
         self.telegram = FakeTelegram()
         self.store = Store(tmp_path / "bot.db")
         self.settings = Settings(
-            telegram_bot_token=TOKEN, database=tmp_path / "bot.db", dialogues=lessons_path, default_lesson="madman-core"
+            telegram_bot_token=TOKEN, database=tmp_path / "bot.db", dialogues=lessons_path, default_lesson="madman-core",
+            rate_private=1000,  # scripted learners tap faster than people; the pace per person has its own test
         )
         self.tutor = Tutor(self.store, load_all([lessons_path]))
         self.app = build_application(self.settings, self.tutor, request=FakeRequest(self.telegram))

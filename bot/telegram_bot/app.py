@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 import signal
 import warnings
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,7 @@ POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 SEND_TIMEOUT = 20  # seconds to wait for Telegram's answer to a send: a slow answer is not a lost message
 SHUTDOWN_GRACE = 5.0  # seconds to finish the updates in hand after SIGTERM
 FLUSH_EVERY = 1.0  # a chat that floods the bot gets its replies sent at least this often
+PRUNE_EVERY = 3600.0  # seconds between two prunings of the inbox
 TICK_EVERY = 1.0  # how often group study sessions are checked for a move that is due
 
 
@@ -69,15 +71,20 @@ def build_application(
         .base_url(settings.bot_api_base_url)
         .base_file_url(settings.bot_api_file_url)
         .updater(None)
-        .rate_limiter(AIORateLimiter())
     )
+    if settings.rate_limit == "telegram":
+        builder = builder.rate_limiter(
+            AIORateLimiter(overall_max_rate=settings.rate_overall, group_max_rate=settings.rate_group, group_time_period=60)
+        )
     builder = builder.request(request or HTTPXRequest(connection_pool_size=16, read_timeout=SEND_TIMEOUT))
     builder = builder.get_updates_request(
         get_updates_request or request or HTTPXRequest(read_timeout=POLL_TIMEOUT + 10)
     )
     app = builder.build()
     sender = Sender(app.bot)
-    app.bot_data["services"] = Services(tutor, Inbox(tutor.store), Outbox(tutor.store, sender), sender, settings)
+    limited = settings.rate_limit == "telegram"
+    outbox = Outbox(tutor.store, sender, settings.rate_group if limited else None, settings.rate_private if limited else None)
+    app.bot_data["services"] = Services(tutor, Inbox(tutor.store), outbox, sender, settings)
 
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE  # new messages only, not edits
     for name, callback in [
@@ -134,10 +141,23 @@ def database_in_place(store: Store) -> bool:
         return False
 
 
-async def watch_database(store: Store, stop: asyncio.Event, every: float = 5.0) -> None:
-    """Until `stop`: notice (and undo) the database file being deleted under the bot."""
+async def watch_database(store: Store, stop: asyncio.Event, every: float = 5.0, retention_hours: float = 48.0) -> None:
+    """Until `stop`: notice (and undo) the database file being deleted under the bot, and
+    once an hour forget the handled updates older than `retention_hours`."""
+    pruned_at = None
     while not stop.is_set():
         database_in_place(store)
+        now = asyncio.get_running_loop().time()
+        if pruned_at is None or now - pruned_at >= PRUNE_EVERY:
+            pruned_at = now
+            try:
+                before = (store.clock() - timedelta(hours=retention_hours)).isoformat(timespec="milliseconds")
+                with store.atomic():
+                    removed = Inbox(store).prune(before)
+                if removed:
+                    log.info("forgot %d handled update(s) older than %g hours", removed, retention_hours)
+            except Exception as exc:  # noqa: BLE001 - housekeeping waits for the next round
+                log.warning("pruning the inbox failed (%s); trying again later", exc)
         try:
             await asyncio.wait_for(stop.wait(), every)
         except asyncio.TimeoutError:
@@ -296,7 +316,7 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
     background = [
         asyncio.create_task(s.outbox.run(stop), name="outbox"),
         asyncio.create_task(_register_commands(app, stop), name="commands"),
-        asyncio.create_task(watch_database(s.store, stop), name="database"),
+        asyncio.create_task(watch_database(s.store, stop, retention_hours=settings.inbox_retention_hours), name="database"),
         asyncio.create_task(study_clock(app, stop), name="study clock"),
     ]
     try:

@@ -164,6 +164,18 @@ class Inbox:
         )
         log.error("update %s set aside: %s", update_id, error)
 
+    def prune(self, before: str) -> int:
+        """Forget handled updates received before `before` (a store time): Telegram redelivers
+        an update for at most 24 hours, so older ids are never needed. The newest id stays
+        (it gives the offset), and so do updates set aside (for a person to look at).
+        Returns how many were removed."""
+        cursor = self.store.db.execute(
+            "DELETE FROM inbox WHERE received_at < ? AND handled_at IS NOT NULL AND failed_at IS NULL "
+            "AND update_id < (SELECT MAX(update_id) FROM inbox)",
+            [before],
+        )
+        return cursor.rowcount
+
     def received_at(self, update_id: int) -> str | None:
         """When the update was stored (a store timestamp), or None if it is not in the inbox."""
         row = self.store.db.execute("SELECT received_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()

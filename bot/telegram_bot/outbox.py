@@ -49,6 +49,8 @@ RETRY_MAX = 120.0
 EDIT_ATTEMPTS = 5  # an edit that failed this often is given up (a message is retried for ever)
 PENDING = "sent_at IS NULL AND failed_at IS NULL"
 GROUP_PER_MINUTE = 20  # rows a group chat (negative id) gets in any 60 seconds
+PRIVATE_PER_SECOND = 1.0  # rows a second to one person, after a burst of PRIVATE_BURST
+PRIVATE_BURST = 3
 BULK_CHATS = 20  # chats with bulk rows only that start sending per `flush_due`
 
 
@@ -70,9 +72,14 @@ class Row:
 class Outbox:
     """The outbox table, and sending it."""
 
-    def __init__(self, store: Store, sender: Sender):
+    def __init__(self, store: Store, sender: Sender, group_per_minute: int | None = GROUP_PER_MINUTE, private_per_second: float | None = PRIVATE_PER_SECOND):
+        """`group_per_minute`: rows a group may get in any minute; `private_per_second`: the
+        pace of rows to one person, after a burst of `PRIVATE_BURST` (None: no limit)."""
         self.store = store
         self.sender = sender
+        self.group_per_minute = group_per_minute
+        self.private_per_second = private_per_second
+        self.private_allowance: dict[int, tuple[float, float]] = {}  # chat id -> (tokens, loop time)
         self.locks: dict[int, asyncio.Lock] = {}  # one flush at a time per chat
         self.users: dict[int, int] = {}  # chat id -> flushes running or waiting
         self.retry_at: dict[int, float] = {}  # chat id -> loop time of the next try
@@ -228,17 +235,33 @@ class Outbox:
         row = self.store.db.execute("SELECT chat_id, step FROM outbox WHERE poll_id = ? LIMIT 1", [poll_id]).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def private_wait(self, chat_id: int) -> float:
+        """Seconds to wait before the next row to this person (0: now), and count it: a
+        token bucket of `PRIVATE_BURST`, refilled at `private_per_second`. Kept in memory:
+        after a restart a person may get one more burst."""
+        if chat_id < 0 or self.private_per_second is None:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        tokens, then = self.private_allowance.get(chat_id, (float(PRIVATE_BURST), now))
+        tokens = min(float(PRIVATE_BURST), tokens + (now - then) * self.private_per_second)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.private_per_second
+        # This row takes a token now, or (waiting) the one that will have come by then.
+        self.private_allowance[chat_id] = (tokens - 1, now) if not wait else (0.0, now + wait)
+        if len(self.private_allowance) > 10_000:  # a full bucket need not be kept
+            self.private_allowance = {k: v for k, v in self.private_allowance.items() if now - v[1] < PRIVATE_BURST / self.private_per_second}
+        return wait
+
     def group_wait(self, chat_id: int) -> float:
         """Seconds until the group `chat_id` may get another row (0: now), by `GROUP_PER_MINUTE`."""
-        if chat_id >= 0:
+        if chat_id >= 0 or self.group_per_minute is None:
             return 0.0
         now = self.store.clock()
         since = (now - timedelta(seconds=60)).isoformat(timespec="milliseconds")
         rows = self.store.db.execute(
             "SELECT sent_at FROM outbox WHERE chat_id = ? AND sent_at > ? ORDER BY sent_at DESC LIMIT ?",
-            [chat_id, since, GROUP_PER_MINUTE],
+            [chat_id, since, self.group_per_minute],
         ).fetchall()
-        if len(rows) < GROUP_PER_MINUTE:
+        if len(rows) < self.group_per_minute:
             return 0.0
         oldest = datetime.fromisoformat(rows[-1][0])
         return max(0.05, (oldest + timedelta(seconds=60) - now).total_seconds())
@@ -265,6 +288,7 @@ class Outbox:
                     if wait:  # the group has had its messages for this minute
                         self.retry_at[chat_id] = asyncio.get_running_loop().time() + wait
                         return False
+                    await asyncio.sleep(self.private_wait(chat_id))
                     if not await self._send(row):
                         return False
                 self.retry_at.pop(chat_id, None)

@@ -1,0 +1,50 @@
+"""Telegram's limits as the outbox keeps them: a person gets a short burst, then about one
+message a second; the settings name Telegram's values; "off" is for benchmarks only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.settings import Settings
+from bot.store import Store
+from bot.telegram_bot.outbox import PRIVATE_BURST, Outbox
+
+
+async def test_a_person_gets_a_burst_then_one_message_a_second(tmp_path: Path) -> None:
+    outbox = Outbox(Store(tmp_path / "bot.db"), sender=None, private_per_second=1.0)  # type: ignore[arg-type]
+    waits = [outbox.private_wait(42) for _ in range(PRIVATE_BURST + 2)]
+    assert waits[:PRIVATE_BURST] == [0.0] * PRIVATE_BURST
+    assert 0.9 < waits[PRIVATE_BURST] <= 1.0 and 1.9 < waits[PRIVATE_BURST + 1] <= 2.0  # queued one a second
+    assert outbox.private_wait(43) == 0.0  # another person is not held up
+    assert outbox.private_wait(-100123) == 0.0  # a group has its own limit (20 a minute)
+    unlimited = Outbox(Store(tmp_path / "other.db"), sender=None, private_per_second=None)  # type: ignore[arg-type]
+    assert [unlimited.private_wait(42) for _ in range(10)] == [0.0] * 10
+
+
+def test_the_limits_default_to_telegrams(monkeypatch) -> None:
+    for name in ("TUTORBOT_RATE_LIMIT", "TUTORBOT_RATE_OVERALL", "TUTORBOT_RATE_GROUP", "TUTORBOT_RATE_PRIVATE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert (settings.rate_limit, settings.rate_overall, settings.rate_group, settings.rate_private) == ("telegram", 30.0, 20, 1.0)
+    monkeypatch.setenv("TUTORBOT_RATE_OVERALL", "100")  # a bot with paid broadcasts
+    assert Settings(_env_file=None).rate_overall == 100.0
+
+
+def test_handled_updates_are_forgotten_after_the_retention_period(tmp_path: Path) -> None:
+    from bot.telegram_bot.inbox import Inbox
+
+    store = Store(tmp_path / "bot.db")
+    rows = [(1, "2026-01-01T00:00:00.000+00:00", "h", None), (2, "2026-01-01T00:00:00.000+00:00", None, None),
+            (3, "2026-01-01T00:00:00.000+00:00", "h", "set aside"), (4, "2026-01-01T00:00:00.000+00:00", "h", None),
+            (5, "2026-03-01T00:00:00.000+00:00", "h", None)]
+    with store.atomic():
+        for update_id, received, handled, failed in rows:
+            store.db.execute(
+                "INSERT INTO inbox (update_id, payload, received_at, handled_at, failed_at) VALUES (?, '{}', ?, ?, ?)",
+                [update_id, received, handled, failed],
+            )
+        removed = Inbox(store).prune("2026-02-01T00:00:00.000+00:00")
+    left = [row[0] for row in store.db.execute("SELECT update_id FROM inbox ORDER BY update_id")]
+    # 1 and 4 go; 2 waits to be handled, 3 was set aside, 5 is recent (and the newest id).
+    assert removed == 2 and left == [2, 3, 5]
+    assert Inbox(store).next_offset() == 6
