@@ -281,6 +281,12 @@ def fold(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, An
     }
 
 
+PROGRESS_FIELDS = (
+    "learner", "lesson", "chat", "lesson_hash", "state", "started_at", "updated_at", "finished_at", "last_event",
+)
+PROGRESS_COLUMNS = ", ".join(PROGRESS_FIELDS)
+
+
 class Store:
     """The project's one SQLite database."""
 
@@ -290,6 +296,7 @@ class Store:
         self.path = None if str(path) == ":memory:" else Path(path)
         self.clock = clock
         self.busy_timeout = busy_timeout
+        self.known: dict[str, str | None] = {}  # learners recorded, with their names (`ensure_learner`)
         self._open()
 
     def _open(self) -> None:
@@ -331,37 +338,52 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[Database]:
-        with self.db.atomic() as db:
-            yield db
+        try:
+            with self.db.atomic() as db:
+                yield db
+        except BaseException:
+            self.known.clear()  # what it recorded of learners may have been rolled back
+            raise
 
     # --- learners -------------------------------------------------------------------
 
     def ensure_learner(self, learner: str, name: str | None = None) -> None:
+        """Record a learner (and their name, if it changed); a learner who writes again is
+        no longer marked as having blocked the bot. Known learners cost no statement."""
+        if learner in self.known and (name is None or self.known[learner] == name):
+            return
         row = {"id": learner, "name": name, "created_at": self.now()}
         self.db.execute(
             "INSERT INTO learners (id, name, created_at) VALUES (:id, :name, :created_at) "
             "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, learners.name), blocked_at = NULL",
             row,
         )
+        self.known[learner] = name
+        if len(self.known) > 100_000:  # a cache, not a register: start again
+            self.known = {}
 
     def mark_blocked(self, learner: str) -> None:
         """The learner blocked the bot: keep their progress, stop writing to them."""
+        self.known.pop(learner, None)  # so that their next message clears the mark
         self.db.execute("UPDATE learners SET blocked_at = ? WHERE id = ?", [self.now(), learner])
 
     # --- progress -------------------------------------------------------------------
+    # Plain SQL here and in `record`: these run for every answer.
 
     def progress(self, learner: str, lesson: str, chat: str) -> Progress | None:
-        rows = list(self.db["progress"].rows_where("learner = ? AND lesson = ? AND chat = ?", [learner, lesson, chat]))
-        return Progress.from_row(rows[0]) if rows else None
+        row = self.db.execute(
+            f"SELECT {PROGRESS_COLUMNS} FROM progress WHERE learner = ? AND lesson = ? AND chat = ?", [learner, lesson, chat]
+        ).fetchone()
+        return None if row is None else Progress.from_row(dict(zip(PROGRESS_FIELDS, row)))
 
     def latest_progress(self, learner: str, chat: str) -> Progress | None:
         """The lesson this learner worked on last in this chat."""
-        rows = list(
-            self.db["progress"].rows_where(
-                "learner = ? AND chat = ?", [learner, chat], order_by="updated_at DESC, last_event DESC", limit=1
-            )
-        )
-        return Progress.from_row(rows[0]) if rows else None
+        row = self.db.execute(
+            f"SELECT {PROGRESS_COLUMNS} FROM progress WHERE learner = ? AND chat = ? "
+            "ORDER BY updated_at DESC, last_event DESC LIMIT 1",
+            [learner, chat],
+        ).fetchone()
+        return None if row is None else Progress.from_row(dict(zip(PROGRESS_FIELDS, row)))
 
     def all_progress(self, learner: str) -> list[Progress]:
         rows = self.db["progress"].rows_where("learner = ?", [learner], order_by="updated_at DESC")
@@ -379,30 +401,42 @@ class Store:
         update_id: int | None = None,
     ) -> dict[str, Any]:
         """Append the event and update progress, in the caller's transaction or a new one."""
-        with self.atomic():
-            event = {
-                "learner": learner,
-                "lesson": lesson,
-                "chat": chat,
-                "lesson_hash": lesson_hash,
-                "node": node,
-                "input": json.dumps(input_to_dict(value)),
-                "outcome": json.dumps(result.outcome),
-                "state": json.dumps(result.state.to_dict()),
-                "at": self.now(),
-                "update_id": update_id,
-            }
-            cursor = self.db.execute(
-                "INSERT INTO events (learner, lesson, chat, lesson_hash, node, input, outcome, state, at, update_id) "
-                "VALUES (:learner, :lesson, :chat, :lesson_hash, :node, :input, :outcome, :state, :at, :update_id)",
-                event,
-            )
-            event["id"] = cursor.lastrowid
-            previous = self.db["progress"].rows_where(
-                "learner = ? AND lesson = ? AND chat = ?", [learner, lesson, chat]
-            )
-            row = fold(next(iter(previous), None), event)
-            self.db["progress"].upsert(row, pk=("learner", "lesson", "chat"))
+        if not self.db.conn.in_transaction:
+            with self.atomic():
+                return self.record(learner, lesson, chat, lesson_hash, node, value, result, update_id)
+        event = {
+            "learner": learner,
+            "lesson": lesson,
+            "chat": chat,
+            "lesson_hash": lesson_hash,
+            "node": node,
+            "input": json.dumps(input_to_dict(value)),
+            "outcome": json.dumps(result.outcome),
+            "state": json.dumps(result.state.to_dict()),
+            "at": self.now(),
+            "update_id": update_id,
+        }
+        cursor = self.db.execute(
+            "INSERT INTO events (learner, lesson, chat, lesson_hash, node, input, outcome, state, at, update_id) "
+            "VALUES (:learner, :lesson, :chat, :lesson_hash, :node, :input, :outcome, :state, :at, :update_id)",
+            event,
+        )
+        event["id"] = cursor.lastrowid
+        # `fold` in SQL: one statement, without reading the row first.
+        row = fold(None, event)
+        row["restarted"] = int(json.loads(event["input"])["kind"] == "start")
+        self.db.execute(
+            "INSERT INTO progress (learner, lesson, chat, lesson_hash, node, section, score, finished, started_at, "
+            "updated_at, finished_at, last_event, state) VALUES (:learner, :lesson, :chat, :lesson_hash, :node, :section, "
+            ":score, :finished, :started_at, :updated_at, :finished_at, :last_event, :state) "
+            "ON CONFLICT (learner, lesson, chat) DO UPDATE SET lesson_hash = excluded.lesson_hash, node = excluded.node, "
+            "section = excluded.section, score = excluded.score, finished = excluded.finished, "
+            "started_at = CASE WHEN :restarted THEN excluded.started_at ELSE progress.started_at END, "
+            "finished_at = CASE WHEN :restarted THEN excluded.finished_at "
+            "ELSE COALESCE(progress.finished_at, excluded.finished_at) END, "
+            "updated_at = excluded.updated_at, last_event = excluded.last_event, state = excluded.state",
+            row,
+        )
         return event
 
     def last_input(self, learner: str, lesson: str, chat: str) -> dict[str, Any] | None:
@@ -446,6 +480,7 @@ class Store:
         # WAL emptied afterwards (`scrub`), so that no byte of the learner's texts or ids
         # stays behind in either: secure_delete alone misses the stale copy of a row that an
         # UPDATE moved within its page.
+        self.known.pop(learner, None)
         with self.atomic():
             self.db.execute("UPDATE assignments SET created_by = NULL WHERE created_by = ?", [learner])
             self.db.execute("DELETE FROM reviews WHERE event IN (SELECT id FROM events WHERE learner = ?)", [learner])

@@ -80,6 +80,7 @@ class Outbox:
         self.group_per_minute = group_per_minute
         self.private_per_second = private_per_second
         self.private_allowance: dict[int, tuple[float, float]] = {}  # chat id -> (tokens, loop time)
+        self.clean: set[int] = set()  # chats with no droppable row waiting (see `supersede`)
         self.locks: dict[int, asyncio.Lock] = {}  # one flush at a time per chat
         self.users: dict[int, int] = {}  # chat id -> flushes running or waiting
         self.retry_at: dict[int, float] = {}  # chat id -> loop time of the next try
@@ -99,6 +100,8 @@ class Outbox:
 
         `erase`: delete the row once it is sent (a reply to a learner who was just forgotten).
         """
+        if droppable:
+            self.clean.discard(chat_id)
         pieces = split(message.text)
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
@@ -153,7 +156,13 @@ class Outbox:
         self._insert(chat_id, "stop_poll", {"of_step": step, "buttons": buttons}, None, update_id, False, 0)
 
     def supersede(self, chat_id: int) -> None:
-        """A newer reply for the chat is coming: droppable rows that have not gone out are moot."""
+        """A newer reply for the chat is coming: droppable rows that have not gone out are moot.
+        (No statement for a chat this process knows has none.)"""
+        if chat_id in self.clean:
+            return
+        self.clean.add(chat_id)
+        if len(self.clean) > 100_000:  # a cache: start again
+            self.clean = {chat_id}
         self.store.db.execute(
             f"UPDATE outbox SET failed_at = ?, error = 'superseded' WHERE chat_id = ? AND droppable = 1 AND {PENDING}",
             [self.store.now(), chat_id],
