@@ -291,8 +291,16 @@ class Lesson(Strict):
 
     def part_of(self, node_id: str) -> tuple[int, int]:
         """(n, m) for "part n of m"."""
-        section = self.section_of[node_id]
-        return self.sections.index(section) + 1, len(self.sections)
+        return self.parts[node_id]
+
+    @cached_property
+    def parts(self) -> dict[str, tuple[int, int]]:
+        """Each node's (part, parts), computed once: `part_of` runs for every step shown."""
+        return {
+            node.id: (number, len(self.sections))
+            for number, section in enumerate(self.sections, 1)
+            for node in reversed(section.nodes)  # as `section_of` finds them
+        }
 
     def targets(self, node: Node) -> list[str]:
         """Where a node can lead, in the order the learner would meet them."""

@@ -149,8 +149,17 @@ def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
     if filters.since:
         clauses.append("e.at >= ?")
         args.append(filters.since)
+    # Only the fields a report reads, taken out of the JSON by SQLite (much faster than
+    # parsing each event's whole state in Python).
     sql = (
-        "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.node, e.input, e.outcome, e.state, e.at "
+        "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.node, e.at, "
+        "json_extract(e.input, '$.kind'), json_extract(e.input, '$.node'), "
+        "json_extract(e.state, '$.score', '$.finished', '$.node'), "  # one parse of the (long) state
+        "CASE json_extract(e.input, '$.kind') WHEN 'choose' THEN json_array(json_extract(e.outcome, '$.option'), "
+        "json_extract(e.outcome, '$.correct'), json_extract(e.outcome, '$.attempt'), "
+        "json_extract(e.outcome, '$.misconception'), json_extract(e.outcome, '$.revealed')) "
+        "WHEN 'answer' THEN json_extract(e.outcome, '$.text') "
+        "WHEN 'check' THEN json_extract(e.outcome, '$.covered') END "
         "FROM events e LEFT JOIN learners l ON l.id = e.learner "
         f"WHERE {' AND '.join(clauses)} ORDER BY e.learner, e.lesson, e.chat, e.id"
     )
@@ -166,11 +175,12 @@ def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = 
     """Every attempt the filters and scope allow, learner by learner, in one pass."""
     current: Attempt | None = None
     previous_at: str | None = None
-    for event_id, learner, name, lesson_id, chat, node, raw_input, raw_outcome, raw_state, at in _events(store, filters, scope):
-        value, outcome, state = json.loads(raw_input), json.loads(raw_outcome), json.loads(raw_state)
+    for row in _events(store, filters, scope):
+        event_id, learner, name, lesson_id, chat, node, at, kind, input_node, state, outcome = row
+        score, finished, target = json.loads(state)
         same = current is not None and (current.learner, current.lesson, current.chat) == (learner, lesson_id, chat)
-        gap = _seconds(previous_at, at) if same and previous_at and value["kind"] != "start" else 0.0
-        if value["kind"] == "start" or not same:
+        gap = _seconds(previous_at, at) if same and previous_at and kind != "start" else 0.0
+        if kind == "start" or not same:
             if current is not None:
                 yield current
             current = Attempt(learner, name, lesson_id, chat, event_id, at)
@@ -179,28 +189,27 @@ def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = 
         current.events += 1
         current.seconds += gap
         current.updated_at = at
-        current.score = int(state.get("score", 0))
-        if state.get("finished") and current.finished_at is None:
+        current.score = int(score or 0)
+        if finished and current.finished_at is None:
             current.finished_at = at
-        target = state.get("node")
         if node and target and node != target:
             current.edges[(node, target)] += 1
         current.node = target
         loaded = lessons.get(lesson_id)
         if loaded is not None and target in loaded.lesson.nodes:
             current.parts_reached.add(loaded.lesson.part_of(target)[0])
-        kind = value["kind"]
         if kind == "choose":
-            question = loaded.lesson.variant_of.get(value["node"], value["node"]) if loaded else value["node"]
+            option, correct, tries, misconception, revealed = json.loads(outcome)
+            question = loaded.lesson.variant_of.get(input_node, input_node) if loaded else input_node
             current.responses.append(Response(
-                event_id, value["node"], "choice", at, gap, question=question, option=outcome.get("option"), correct=outcome.get("correct"),
-                attempt=int(outcome.get("attempt", 1)), misconception=outcome.get("misconception"),
-                revealed=bool(outcome.get("revealed")),
+                event_id, input_node, "choice", at, gap, question=question, option=option,
+                correct=None if correct is None else bool(correct), attempt=int(tries or 1),
+                misconception=misconception, revealed=bool(revealed),
             ))
-        elif kind == "answer" and "text" in outcome:
-            current.responses.append(Response(event_id, node or "", "text", at, gap, text=outcome["text"]))
+        elif kind == "answer" and outcome is not None:
+            current.responses.append(Response(event_id, node or "", "text", at, gap, text=outcome))
         elif kind == "check":
-            current.responses.append(Response(event_id, value["node"], "check", at, gap, covered=tuple(outcome.get("covered", ()))))
+            current.responses.append(Response(event_id, input_node, "check", at, gap, covered=tuple(json.loads(outcome or "[]"))))
     if current is not None:
         yield current
 
