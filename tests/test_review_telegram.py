@@ -42,6 +42,11 @@ async def test_an_instructor_gets_the_report_and_its_files(tmp_path: Path) -> No
         assert document["document"]["file_name"] == "tutorbot-all.csv"
         rows = list(csv.DictReader(io.StringIO(h.telegram.documents[(INSTRUCTOR, document["message_id"])].decode())))
         assert sorted(r["name"] for r in rows) == ["Ann Archer", "Ben Brown", "Cat Chen", "Dan Diaz"]
+        for label, name, starts in (("HTML report", "tutorbot-all.html", "<!doctype html>"), ("xAPI", "tutorbot-all.xapi.json", "[")):
+            await h.tap(INSTRUCTOR, report, label)
+            document = h.telegram.last_bot_message(INSTRUCTOR)
+            content = h.telegram.documents[(INSTRUCTOR, document["message_id"])].decode()
+            assert document["document"]["file_name"] == name and content.lower().startswith(starts), content[:40]
 
 
 async def test_who_may_see_what(tmp_path: Path) -> None:
