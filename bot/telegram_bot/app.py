@@ -54,6 +54,7 @@ SEND_TIMEOUT = 20  # seconds to wait for Telegram's answer to a send: a slow ans
 SHUTDOWN_GRACE = 5.0  # seconds to finish the updates in hand after SIGTERM
 FLUSH_EVERY = 1.0  # a chat that floods the bot gets its replies sent at least this often
 PRUNE_EVERY = 3600.0  # seconds between two prunings of the inbox
+PRUNE_BATCH = 2000  # handled updates forgotten per transaction
 TICK_EVERY = 1.0  # how often group study sessions are checked for a move that is due
 
 
@@ -152,8 +153,14 @@ async def watch_database(store: Store, stop: asyncio.Event, every: float = 5.0, 
             pruned_at = now
             try:
                 before = (store.clock() - timedelta(hours=retention_hours)).isoformat(timespec="milliseconds")
-                with store.atomic():
-                    removed = Inbox(store).prune(before)
+                removed = 0
+                while not stop.is_set():  # in batches, each its own short transaction
+                    with store.atomic():
+                        batch = Inbox(store).prune(before, PRUNE_BATCH)
+                    removed += batch
+                    if batch < PRUNE_BATCH:
+                        break
+                    await asyncio.sleep(0.05)  # the updates waiting go first
                 if removed:
                     log.info("forgot %d handled update(s) older than %g hours", removed, retention_hours)
             except Exception as exc:  # noqa: BLE001 - housekeeping waits for the next round

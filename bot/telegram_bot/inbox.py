@@ -164,15 +164,17 @@ class Inbox:
         )
         log.error("update %s set aside: %s", update_id, error)
 
-    def prune(self, before: str) -> int:
-        """Forget handled updates received before `before` (a store time): Telegram redelivers
-        an update for at most 24 hours, so older ids are never needed. The newest id stays
-        (it gives the offset), and so do updates set aside (for a person to look at).
-        Returns how many were removed."""
+    def prune(self, before: str, limit: int = 5000) -> int:
+        """Forget up to `limit` handled updates received before `before` (a store time), the
+        oldest first: Telegram redelivers an update for at most 24 hours, so older ids are
+        never needed. The newest id stays (it gives the offset), and so do updates set aside
+        (for a person to look at). Returns how many were removed: `limit` means there may
+        be more (a big backlog goes in small transactions, never blocking the bot long)."""
         cursor = self.store.db.execute(
-            "DELETE FROM inbox WHERE received_at < ? AND handled_at IS NOT NULL AND failed_at IS NULL "
-            "AND update_id < (SELECT MAX(update_id) FROM inbox)",
-            [before],
+            "DELETE FROM inbox WHERE update_id IN (SELECT update_id FROM inbox WHERE received_at < ? "
+            "AND handled_at IS NOT NULL AND failed_at IS NULL AND update_id < (SELECT MAX(update_id) FROM inbox) "
+            "ORDER BY update_id LIMIT ?)",
+            [before, limit],
         )
         return cursor.rowcount
 
