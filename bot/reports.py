@@ -154,7 +154,7 @@ def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
     sql = (
         "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.node, e.at, "
         "json_extract(e.input, '$.kind'), json_extract(e.input, '$.node'), "
-        "json_extract(e.state, '$.score', '$.finished', '$.node'), "  # one parse of the (long) state
+        "json_extract(e.state, '$.score'), json_extract(e.state, '$.finished'), json_extract(e.state, '$.node'), "
         "CASE json_extract(e.input, '$.kind') WHEN 'choose' THEN json_array(json_extract(e.outcome, '$.option'), "
         "json_extract(e.outcome, '$.correct'), json_extract(e.outcome, '$.attempt'), "
         "json_extract(e.outcome, '$.misconception'), json_extract(e.outcome, '$.revealed')) "
@@ -166,26 +166,33 @@ def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
     yield from store.db.execute(sql, args)
 
 
-def _seconds(before: str, after: str) -> float:
-    gap = (datetime.fromisoformat(after) - datetime.fromisoformat(before)).total_seconds()
+def _seconds(before: datetime, after: datetime) -> float:
+    gap = (after - before).total_seconds()
     return gap if 0 <= gap <= BREAK else 0.0
 
 
 def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = Filters(), scope: Scope = EVERYTHING) -> Iterator[Attempt]:
     """Every attempt the filters and scope allow, learner by learner, in one pass."""
     current: Attempt | None = None
-    previous_at: str | None = None
-    for row in _events(store, filters, scope):
-        event_id, learner, name, lesson_id, chat, node, at, kind, input_node, state, outcome = row
-        score, finished, target = json.loads(state)
-        same = current is not None and (current.learner, current.lesson, current.chat) == (learner, lesson_id, chat)
-        gap = _seconds(previous_at, at) if same and previous_at and kind != "start" else 0.0
+    current_key: tuple | None = None
+    previous_at: datetime | None = None
+    parts: dict[str, tuple[int, int]] = {}
+    variant_of: dict[str, str] = {}
+    for row in _events(store, filters, scope):  # the hot loop of every report: kept plain
+        event_id, learner, name, lesson_id, chat, node, at, kind, input_node, score, finished, target, outcome = row
+        when = datetime.fromisoformat(at)
+        key = (learner, lesson_id, chat)
+        same = key == current_key
+        gap = _seconds(previous_at, when) if same and previous_at is not None and kind != "start" else 0.0
         if kind == "start" or not same:
             if current is not None:
                 yield current
-            current = Attempt(learner, name, lesson_id, chat, event_id, at)
+            current, current_key = Attempt(learner, name, lesson_id, chat, event_id, at), key
+            loaded = lessons.get(lesson_id)
+            parts = loaded.lesson.parts if loaded is not None else {}
+            variant_of = loaded.lesson.variant_of if loaded is not None else {}
         assert current is not None
-        previous_at = at
+        previous_at = when
         current.events += 1
         current.seconds += gap
         current.updated_at = at
@@ -195,14 +202,13 @@ def attempts(store: Store, lessons: dict[str, LoadedLesson], filters: Filters = 
         if node and target and node != target:
             current.edges[(node, target)] += 1
         current.node = target
-        loaded = lessons.get(lesson_id)
-        if loaded is not None and target in loaded.lesson.nodes:
-            current.parts_reached.add(loaded.lesson.part_of(target)[0])
+        part = parts.get(target)
+        if part is not None:
+            current.parts_reached.add(part[0])
         if kind == "choose":
             option, correct, tries, misconception, revealed = json.loads(outcome)
-            question = loaded.lesson.variant_of.get(input_node, input_node) if loaded else input_node
             current.responses.append(Response(
-                event_id, input_node, "choice", at, gap, question=question, option=option,
+                event_id, input_node, "choice", at, gap, question=variant_of.get(input_node, input_node), option=option,
                 correct=None if correct is None else bool(correct), attempt=int(tries or 1),
                 misconception=misconception, revealed=bool(revealed),
             ))
