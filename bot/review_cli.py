@@ -134,11 +134,15 @@ def export(form: str, output: Path, lesson: str | None, chat: str | None, since:
         try:
             with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
                 count = writers[form](store, lessons, out, filters=filters, progress=progress)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
             os.replace(temporary, output)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         if show:
             click.echo("", err=True)
-        what = f"{count:,} rows" if isinstance(count, int) else "the report"
+        unit = {"csv": "rows", "jsonl": "events", "xapi": "statements"}.get(form)
+        what = f"{count:,} {unit}" if unit and isinstance(count, int) else "the report"
         click.echo(f"wrote {what} to {output}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def test_export_writes_whole_files_only(db: Path, tmp_path: Path) -> None:
         code, out = tutorbot("export", "--format", form, "-o", str(target), "--db", str(db), "--dialogues", str(LESSONS_PATH))
         assert code == 0 and f"to {target}" in out, out
         assert target.stat().st_size > 0
+        umask = os.umask(0)
+        os.umask(umask)
+        assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
+        assert {"csv": "wrote 4 rows", "xapi": "statements", "jsonl": "events", "html": "wrote the report"}[form] in out
     assert len(list(csv.DictReader((tmp_path / "grades.csv").open()))) == 4
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     with sqlite3.connect(db) as connection:
