@@ -235,6 +235,7 @@ class QuestionStats:
     finished_wrong: int = 0
     sum_right: float = 0.0  # total scores of those right at the first try
     sum_wrong: float = 0.0
+    sum_squares: float = 0.0  # of the total scores of both
 
     @property
     def facility(self) -> float | None:
@@ -272,12 +273,12 @@ class LessonSummary:
         the learner's first-try score over the lesson (item included), over finished attempts;
         None where it is undefined (everyone right, or everyone wrong, or no spread)."""
         q = self.questions[node]
-        n = self.scored
         right, wrong = q.finished_right, q.finished_wrong
+        n = right + wrong  # the finished attempts that answered it: p, mean and spread over the same ones
         if n < 2 or not right or not wrong:
             return None
-        mean = self.score_sum / n
-        variance = self.score_squares / n - mean * mean
+        mean = (q.sum_right + q.sum_wrong) / n
+        variance = q.sum_squares / n - mean * mean
         if variance <= 0:
             return None
         p = right / (right + wrong)
@@ -305,9 +306,7 @@ def summarize(store: Store, lessons: dict[str, LoadedLesson], filters: Filters =
                     summary.questions[node.id] = QuestionStats(node.id, node.ask)
         add(summary, lesson, attempt)
     for summary in found.values():
-        summary.reflections_waiting = len(
-            waiting_reflections(store, Filters(summary.lesson, filters.chat, filters.since, filters.learner), scope, limit=None)
-        )
+        summary.reflections_waiting = count_waiting(store, Filters(summary.lesson, filters.chat, filters.since, filters.learner), scope)
     return list(found.values())
 
 
@@ -332,6 +331,8 @@ def add(summary: LessonSummary, lesson: Lesson, attempt: Attempt) -> None:
     summary.score_sum += attempt.score
     summary.score_squares += attempt.score * attempt.score
     for q, response in first_tries:
+        if q is not None:
+            q.sum_squares += attempt.score * attempt.score
         if q is not None and response.correct:
             q.finished_right += 1
             q.sum_right += attempt.score
@@ -455,6 +456,12 @@ def waiting_reflections(store: Store, filters: Filters, scope: Scope, limit: int
     return _reflections(store, filters, scope, "(r.status IS NULL OR r.status = 'skipped')" if skipped else "r.status IS NULL", limit)
 
 
+def count_waiting(store: Store, filters: Filters, scope: Scope) -> int:
+    """How many written answers wait for review (counted in SQL, none of them read)."""
+    sql, args = _reflections_sql(filters, scope, "r.status IS NULL", "COUNT(*)")
+    return store.db.execute(sql, args).fetchone()[0]
+
+
 def reflection(store: Store, event: int, scope: Scope) -> Reflection | None:
     """One written answer, if the scope allows it (whatever its review status)."""
     found = _reflections(store, Filters(), scope, "e.id = ?", 1, [event])
@@ -462,6 +469,14 @@ def reflection(store: Store, event: int, scope: Scope) -> Reflection | None:
 
 
 def _reflections(store: Store, filters: Filters, scope: Scope, condition: str, limit: int | None, extra: list | None = None) -> list[Reflection]:
+    columns = "e.id, e.learner, l.name, e.lesson, e.chat, e.node, json_extract(e.outcome, '$.text'), e.at, r.status, r.feedback"
+    sql, args = _reflections_sql(filters, scope, condition, columns, extra)
+    sql += " ORDER BY (r.status IS NOT NULL), e.id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+    return [Reflection(*row) for row in store.db.execute(sql, args)]
+
+
+def _reflections_sql(filters: Filters, scope: Scope, condition: str, columns: str, extra: list | None = None) -> tuple[str, list]:
+    """The query for written answers that meet `condition` (on the review `r`), and its arguments."""
     where, args = scope.where()  # its columns are the events' own: no other table here has them
     clauses = [where, "json_extract(e.input, '$.kind') = 'answer'", "json_extract(e.outcome, '$.text') IS NOT NULL", condition]
     args += extra or []
@@ -473,13 +488,10 @@ def _reflections(store: Store, filters: Filters, scope: Scope, condition: str, l
         clauses.append("e.at >= ?")
         args.append(filters.since)
     sql = (
-        "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.node, json_extract(e.outcome, '$.text'), e.at, r.status, r.feedback "
-        "FROM events e LEFT JOIN learners l ON l.id = e.learner LEFT JOIN reviews r ON r.event = e.id "
-        f"WHERE {' AND '.join(clauses)} ORDER BY (r.status IS NOT NULL), e.id"
+        f"SELECT {columns} FROM events e LEFT JOIN learners l ON l.id = e.learner LEFT JOIN reviews r ON r.event = e.id "
+        f"WHERE {' AND '.join(clauses)}"
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return [Reflection(*row) for row in store.db.execute(sql, args)]
+    return sql, args
 
 
 def written_question(lessons: dict[str, LoadedLesson], lesson: str, node: str) -> WriteNode | None:

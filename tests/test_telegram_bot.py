@@ -56,7 +56,9 @@ class Harness:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             row = self.store.db.execute("SELECT handled_at, chat FROM inbox WHERE update_id = ?", [update_id]).fetchone()
-            if row and row[0] and row[1] not in self.dispatcher.workers:
+            # A /forget scrubs its own update's chat: then wait for every chat's worker.
+            busy = bool(self.dispatcher.workers) if row and row[1] is None else row is not None and row[1] in self.dispatcher.workers
+            if row and row[0] and not busy:
                 return
             if self.task and self.task.done():
                 self.task.result()
