@@ -219,7 +219,7 @@ async def test_poison_in_the_inbox_is_dealt_with_once_and_the_others_are_served(
         assert [m["text"] for m in h.telegram.bot_messages(702)] == [
             "Hello! Send /start to begin a lesson, or /help to see what I can do."]
         assert "How this works" in h.telegram.bot_messages(707)[0]["text"]  # the huge update_id
-        assert h.telegram.bot_messages(711)[0]["text"] == "There is no lesson called “\ufffd”."  # a lone surrogate
+        assert h.telegram.bot_messages(711)[0]["text"].startswith("There is no lesson called “\ufffd”.\n\nLessons")  # a lone surrogate
         for silent in (701, 703, 704, 705, 706, 708, 709, -100708):
             assert h.telegram.bot_messages(silent) == [], silent
         answers = [p for m, p in h.telegram.calls if m == "answerCallbackQuery"]

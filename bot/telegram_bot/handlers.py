@@ -113,7 +113,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             out.show(s.tutor.begin(person.learner, person.chat, latest.lesson, update_id=update.update_id))
         else:
             intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(wanted[:64])}”."
-            out.inform([OutMessage(intro), lesson_list(s, person)])
+            listing = lesson_list(s, person)
+            out.inform([OutMessage(f"{intro}\n\n{listing.text}", listing.buttons)])  # one message: one Bot API call
 
 
 async def lessons(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
