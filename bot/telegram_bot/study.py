@@ -331,7 +331,9 @@ def finish(s: Services, session: Session, lesson: Lesson, update_id: int | None)
     leader_id = int(session.leader.removeprefix("tg:"))
     if not s.outbox.reached(leader_id):
         return
-    names = dict(s.store.db.execute("SELECT id, name FROM learners WHERE id IN (%s)" % ",".join("?" * len(scores)), [m for m, _ in scores]).fetchall())
+    names = dict(s.store.db.execute(
+        "SELECT DISTINCT l.id, l.name FROM group_answers g JOIN learners l ON l.id = g.learner WHERE g.session = ?", [session.id]
+    ).fetchall())
     questions = engine.graded_questions(lesson)
     lines = [f"<b>Scores in “{html.escape(session.title or 'your group')}”, {html.escape(lesson.title)}</b> (right at the first try, of {questions}):"]
     lines += [f"• {html.escape(names.get(m) or m)}: {score}" for m, score in sorted(scores, key=lambda x: -x[1])]
