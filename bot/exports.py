@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from bot import engine
 from bot.lesson import ChoiceNode, Lesson, WriteNode
 from bot.loader import LoadedLesson
-from bot.reports import EVERYTHING, Attempt, Filters, Response, Scope, attempts
+from bot.reports import EVERYTHING, Attempt, Filters, Response, Scope, attempts, conditions
 from bot.store import Store
 
 Progress = Callable[[int], None]
@@ -155,7 +155,7 @@ def write_jsonl(
     - `at` (str): when, ISO 8601 in UTC with milliseconds.
     - `update_id` (int or null): the Telegram update that carried the action, if any.
     """
-    where, args = _where(filters, scope)
+    where, args = conditions(filters, scope)
     sql = (
         "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.lesson_hash, e.node, e.input, e.outcome, e.state, "
         "e.at, e.update_id FROM events e LEFT JOIN learners l ON l.id = e.learner "
@@ -183,20 +183,6 @@ def write_jsonl(
         _tick(progress, count)
     _done(progress, count)
     return count
-
-
-def _where(filters: Filters, scope: Scope) -> tuple[str, list]:
-    """The SQL condition over `events e` for the filters and scope (as `bot.reports` reads them)."""
-    where, args = scope.where()  # over the events' own columns; learners has none of them
-    clauses = [where]
-    for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
-        if value is not None:
-            clauses.append(f"e.{column} = ?")
-            args.append(value)
-    if filters.since:
-        clauses.append("e.at >= ?")
-        args.append(filters.since)
-    return " AND ".join(clauses), args
 
 
 # --- xAPI statements -------------------------------------------------------------------------------

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import TextIO
 
-from bot import engine
 from bot.graph import edges as graph_edges
 from bot.lesson import ChoiceNode, EndNode, Lesson, MessageNode, WriteNode
 from bot.loader import LoadedLesson
-from bot.reports import EVERYTHING, Attempt, Filters, LessonSummary, QuestionStats, Scope, add, attempts
+from bot.reports import EVERYTHING, Attempt, Filters, LessonSummary, Scope, add, attempts
 from bot.store import Store
 
 Progress = Callable[[int], None]  # called with the number of attempts read so far
@@ -137,7 +136,7 @@ def _read(
     store: Store, lessons: dict[str, LoadedLesson], filters: Filters, scope: Scope, progress: Progress | None, stack: ExitStack
 ) -> list[_Part]:
     """Every lesson with attempts, in the lessons' order: its summary (as `reports.summarize`
-    makes it, but without the count of reflections waiting, which lists them all, and with
+    makes it, but without the count of reflections waiting, and with
     the times to finish as a histogram), its rows and its transcripts."""
     found: dict[str, _Part] = {}
     read = anchor = 0
@@ -152,11 +151,8 @@ def _read(
         lesson = loaded.lesson
         part = found.get(lesson.id)
         if part is None:
-            summary = LessonSummary(lesson.id, lesson.title, engine.graded_questions(lesson))
+            summary = LessonSummary.empty(lesson)
             summary.finish_minutes = _Seconds()  # type: ignore[assignment]
-            for node in lesson.nodes.values():
-                if isinstance(node, ChoiceNode) and node.graded and node.id not in lesson.variant_of:
-                    summary.questions[node.id] = QuestionStats(node.id, node.ask)
             spool = [stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8")) for _ in range(2)]
             part = found[lesson.id] = _Part(lesson, summary, *spool)
         add(part.summary, lesson, attempt)

@@ -139,8 +139,9 @@ class Attempt:
         return found
 
 
-def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
-    where, args = scope.where()
+def conditions(filters: Filters, scope: Scope) -> tuple[str, list]:
+    """The SQL condition over `events e` that the filters and the scope make, and its arguments."""
+    where, args = scope.where()  # over the events' own columns: no table joined to them has these
     clauses = [where]
     for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
         if value is not None:
@@ -149,6 +150,11 @@ def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
     if filters.since:
         clauses.append("e.at >= ?")
         args.append(filters.since)
+    return " AND ".join(clauses), args
+
+
+def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
+    where, args = conditions(filters, scope)
     # Only the fields a report reads, taken out of the JSON by SQLite (much faster than
     # parsing each event's whole state in Python).
     sql = (
@@ -161,7 +167,7 @@ def _events(store: Store, filters: Filters, scope: Scope) -> Iterator[tuple]:
         "WHEN 'answer' THEN json_extract(e.outcome, '$.text') "
         "WHEN 'check' THEN json_extract(e.outcome, '$.covered') END "
         "FROM events e LEFT JOIN learners l ON l.id = e.learner "
-        f"WHERE {' AND '.join(clauses)} ORDER BY e.learner, e.lesson, e.chat, e.id"
+        f"WHERE {where} ORDER BY e.learner, e.lesson, e.chat, e.id"
     )
     yield from store.db.execute(sql, args)
 
@@ -268,6 +274,16 @@ class LessonSummary:
     def mean_score(self) -> float | None:
         return self.score_sum / self.scored if self.scored else None
 
+    @classmethod
+    def empty(cls, lesson: Lesson) -> LessonSummary:
+        """A lesson's summary before any attempt: a line for each graded question (a variant
+        counts for its original)."""
+        summary = cls(lesson.id, lesson.title, engine.graded_questions(lesson))
+        for node in lesson.nodes.values():
+            if isinstance(node, ChoiceNode) and node.graded and node.id not in lesson.variant_of:
+                summary.questions[node.id] = QuestionStats(node.id, node.ask)
+        return summary
+
     def discrimination(self, node: str) -> float | None:
         """The point-biserial correlation between answering `node` right at the first try and
         the learner's first-try score over the lesson (item included), over finished attempts;
@@ -300,10 +316,7 @@ def summarize(store: Store, lessons: dict[str, LoadedLesson], filters: Filters =
         lesson = loaded.lesson
         summary = found.get(lesson.id)
         if summary is None:
-            summary = found[lesson.id] = LessonSummary(lesson.id, lesson.title, engine.graded_questions(lesson))
-            for node in lesson.nodes.values():
-                if isinstance(node, ChoiceNode) and node.graded and node.id not in lesson.variant_of:
-                    summary.questions[node.id] = QuestionStats(node.id, node.ask)
+            summary = found[lesson.id] = LessonSummary.empty(lesson)
         add(summary, lesson, attempt)
     for summary in found.values():
         summary.reflections_waiting = count_waiting(store, Filters(summary.lesson, filters.chat, filters.since, filters.learner), scope)
@@ -477,21 +490,13 @@ def _reflections(store: Store, filters: Filters, scope: Scope, condition: str, l
 
 def _reflections_sql(filters: Filters, scope: Scope, condition: str, columns: str, extra: list | None = None) -> tuple[str, list]:
     """The query for written answers that meet `condition` (on the review `r`), and its arguments."""
-    where, args = scope.where()  # its columns are the events' own: no other table here has them
-    clauses = [where, "json_extract(e.input, '$.kind') = 'answer'", "json_extract(e.outcome, '$.text') IS NOT NULL", condition]
-    args += extra or []
-    for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
-        if value is not None:
-            clauses.append(f"e.{column} = ?")
-            args.append(value)
-    if filters.since:
-        clauses.append("e.at >= ?")
-        args.append(filters.since)
+    where, args = conditions(filters, scope)
     sql = (
         f"SELECT {columns} FROM events e LEFT JOIN learners l ON l.id = e.learner LEFT JOIN reviews r ON r.event = e.id "
-        f"WHERE {' AND '.join(clauses)}"
+        f"WHERE {where} AND json_extract(e.input, '$.kind') = 'answer' AND json_extract(e.outcome, '$.text') IS NOT NULL "
+        f"AND {condition}"
     )
-    return sql, args
+    return sql, args + (extra or [])
 
 
 def written_question(lessons: dict[str, LoadedLesson], lesson: str, node: str) -> WriteNode | None:
