@@ -175,7 +175,7 @@ async def study_clock(app: Application, stop: asyncio.Event, every: float = TICK
     """Until `stop`: make the moves of group study sessions that are due (see `study.tick`)."""
     while not stop.is_set():
         try:
-            await study.tick(app)
+            await study.tick(services(app))
         except Exception as exc:  # noqa: BLE001 - the clock must outlive any one failure
             if transient(exc):
                 log.warning("database unavailable for the study clock (%s); trying again", exc)

@@ -30,7 +30,7 @@ from collections import Counter
 
 from telegram import Message, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import ContextTypes
 
 from bot import engine
 from bot.engine import Answer, Choose, InputError, State, Step, TooShort
@@ -665,10 +665,9 @@ def own_remedy(s: Services, learner: str, start_arg: str | None) -> OutMessage |
 # --- the clock ---------------------------------------------------------------------------------
 
 
-async def tick(app: Application) -> None:
+async def tick(s: Services) -> None:
     """Make every move that is due (a question closes, the next step comes), and refresh the
     live counts under open questions (each at most every `COUNT_EVERY` seconds)."""
-    s = services_of(app)
     moved: set[int] = set()
     for session in s.sessions.due():
         with s.store.atomic():
@@ -714,7 +713,3 @@ def _before(lesson: Lesson, node_id: str) -> str | None:
     steps = path(lesson)
     at = steps.index(node_id)
     return steps[at - 1] if at else None
-
-
-def services_of(app: Application) -> Services:
-    return app.bot_data["services"]
