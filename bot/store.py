@@ -30,6 +30,7 @@ from bot.engine import Input, Result, State, input_to_dict
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+LINGER = 0.05  # seconds a lingering write waits for another transaction to commit it (`Store.lingering`)
 log = logging.getLogger(__name__)
 
 
@@ -297,6 +298,10 @@ class Store:
         self.clock = clock
         self.busy_timeout = busy_timeout
         self.known: dict[str, str | None] = {}  # learners recorded, with their names (`ensure_learner`)
+        self.depth = 0  # transactions and savepoints open (`atomic`, `lingering`)
+        self.linger: asyncio.TimerHandle | None = None  # the `settle` due for lingering writes
+        self.committed: list[Callable[[], None]] = []  # `on_commit` actions waiting
+        self.committing: asyncio.Event | None = None  # set when lingering writes commit (`durable`)
         self._open()
 
     def _open(self) -> None:
@@ -321,6 +326,7 @@ class Store:
         different file at the path) is left alone: that is someone's deliberate act."""
         if self.path is None or self.path.exists():
             return False
+        self.settle()
         restored = sqlite3.connect(self.path)
         try:
             self.db.conn.backup(restored)
@@ -331,19 +337,135 @@ class Store:
         return True
 
     def close(self) -> None:
+        self.settle()
         self.db.close()
 
     def now(self) -> str:
         return self.clock().isoformat(timespec="milliseconds")
 
+    # --- transactions ---------------------------------------------------------------
+    #
+    # `atomic` is a transaction (a savepoint inside another one). `lingering` is for writes
+    # that may wait a moment to be durable: they stay in an open transaction that the next
+    # `atomic` commits with its own writes, or `settle` commits within `LINGER` seconds. Under
+    # a full class the bot then makes one commit per answer, not one per answer and one per
+    # reply sent. A crash in between loses the lingering writes, so only writes whose loss
+    # costs a repeat belong there: an outbox "sent" mark (the reply goes out again), a batch of
+    # updates Telegram has not yet been told arrived (it sends them again).
+
     @contextmanager
     def atomic(self) -> Iterator[Database]:
+        conn = self.db.conn
+        self.depth += 1
+        name = f"atomic_{self.depth}"
+        begun = not conn.in_transaction
+        conn.execute("BEGIN" if begun else f"SAVEPOINT {name}")
+        actions = len(self.committed)
         try:
-            with self.db.atomic() as db:
-                yield db
+            yield self.db
+            if self.depth > 1:
+                conn.execute(f"RELEASE {name}")
+            else:  # the outermost: commit, lingering writes included
+                conn.execute("COMMIT")
+                self._settled()
         except BaseException:
             self.known.clear()  # what it recorded of learners may have been rolled back
+            del self.committed[actions:]
+            if conn.in_transaction:  # (an error may have ended the transaction already)
+                if begun:
+                    conn.execute("ROLLBACK")
+                else:  # only this block's writes: lingering ones stay, to be committed
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+            else:
+                self.committed.clear()
             raise
+        finally:
+            self.depth -= 1
+
+    @contextmanager
+    def lingering(self) -> Iterator[Database]:
+        """A block of writes that may wait up to `LINGER` seconds to be committed (see above).
+
+        Without a running event loop to settle them, or inside a transaction, it is `atomic`."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self.depth:
+            with self.atomic() as db:
+                yield db
+            return
+        conn = self.db.conn
+        joining = conn.in_transaction  # other lingering writes wait: a savepoint keeps them apart
+        conn.execute("SAVEPOINT lingering" if joining else "BEGIN")
+        if self.linger is None:
+            self.linger = loop.call_later(LINGER, self.settle)
+        self.depth += 1
+        actions = len(self.committed)
+        try:
+            yield self.db
+            if joining:
+                conn.execute("RELEASE lingering")
+        except BaseException:
+            del self.committed[actions:]
+            if conn.in_transaction and joining:
+                conn.execute("ROLLBACK TO lingering")
+                conn.execute("RELEASE lingering")
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            self.depth -= 1
+
+    async def durable(self) -> None:
+        """Return once the lingering writes are committed: by the next transaction if one
+        comes within `LINGER`, else here. Raises (as `settle(strict=True)`) if that fails."""
+        if self.linger is not None:
+            self.committing = self.committing or asyncio.Event()
+            try:
+                await asyncio.wait_for(self.committing.wait(), LINGER)
+            except asyncio.TimeoutError:
+                pass
+        self.settle(strict=True)
+
+    def settle(self, strict: bool = False) -> None:
+        """Commit the lingering writes now, if any (before the process stops, before telling
+        Telegram which updates arrived). If the commit fails, they wait for the next try;
+        `strict` then raises the error as well."""
+        conn = self.db.conn
+        if self.depth or not conn.in_transaction:
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                log.warning("database unavailable while committing (%s); trying again", exc)
+                try:
+                    self.linger = asyncio.get_running_loop().call_later(LINGER * 10, self.settle)
+                except RuntimeError:
+                    pass
+                if strict:
+                    raise
+                return
+            log.error("lingering writes lost (%s): some replies may be sent twice", exc)
+            self.committed.clear()
+        self._settled()
+
+    def on_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the current transaction commits (dropped if it rolls back)."""
+        self.committed.append(action)
+
+    def _settled(self) -> None:
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
+        if self.committing is not None:
+            self.committing.set()
+            self.committing = None
+        actions, self.committed = self.committed, []
+        for action in actions:
+            action()
 
     # --- learners -------------------------------------------------------------------
 
@@ -538,9 +660,11 @@ class Store:
     def scrub(self) -> None:
         """Rewrite the database file (VACUUM) and empty the WAL: nothing deleted survives in
         free space. It takes time in proportion to the file, so it runs after /forget only."""
+        self.settle()
         self.db.execute("VACUUM")
         self.checkpoint()
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (best effort: readers may hold it)."""
+        self.settle()
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -256,12 +256,28 @@ async def fetch(app: Application, offset: int | None) -> list[Any]:
     return result if isinstance(result, list) else []
 
 
+async def durable(store: Store, stop: asyncio.Event) -> None:
+    """`Store.durable`, waiting out a database that cannot commit for now."""
+    delay = 0.5
+    while True:
+        try:
+            return await store.durable()
+        except Exception as exc:
+            if not transient(exc) or stop.is_set():
+                raise
+            log.warning("database unavailable while storing updates (%s); trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Fetch updates until `stop`; store each batch before the next call confirms it."""
     inbox = services(app).inbox
     offset = await wait_out(inbox.next_offset, "reading the inbox")
     delay = 1.0
     while not stop.is_set():
+        # This call tells Telegram the last batch arrived: it must be committed first.
+        await durable(inbox.store, stop)
         try:
             batch = await fetch(app, offset)
         except RetryAfter as exc:
@@ -290,7 +306,7 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
             continue
-        fresh = await wait_out(lambda: inbox.add(usable, app.bot), "storing updates", stop)
+        fresh = await wait_out(lambda: inbox.add(usable, app.bot, linger=True), "storing updates", stop)
         for update in fresh:
             dispatcher.submit(update)
         offset = max(raw["update_id"] for raw in usable) + 1

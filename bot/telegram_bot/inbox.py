@@ -110,15 +110,18 @@ class Inbox:
 
     def __init__(self, store: Store):
         self.store = store
+        self.handled: set[int] = set()  # ids marked handled in a committed transaction (see `is_handled`)
 
-    def add(self, raws: Iterable[dict[str, Any]], bot: Bot) -> list[Update]:
+    def add(self, raws: Iterable[dict[str, Any]], bot: Bot, linger: bool = False) -> list[Update]:
         """Store raw updates in one transaction; return those not seen before, parsed, in order.
 
         One that cannot be parsed is stored and set aside at once, in the same transaction.
-        Every item must be a dict with a valid `update_id` (see `valid_update_id`)."""
+        Every item must be a dict with a valid `update_id` (see `valid_update_id`).
+        `linger`: the transaction may commit with the first of their answers (`Store.lingering`);
+        the caller settles it before telling Telegram they arrived."""
         fresh: list[Update] = []
         now = self.store.now()
-        with self.store.atomic():
+        with self.store.lingering() if linger else self.store.atomic():
             for raw in raws:
                 learner, chat = _raw_ids(raw)
                 cursor = self.store.db.execute(
@@ -153,6 +156,7 @@ class Inbox:
             "UPDATE inbox SET handled_at = ?, payload = '{}' WHERE update_id = ? AND handled_at IS NULL",
             [self.store.now(), update_id],
         )
+        self.store.on_commit(lambda: self.handled.add(update_id))
 
     def set_aside(self, update_id: int, error: str) -> None:
         """Give up on an update: mark it handled, keep its content and the error."""
@@ -184,6 +188,13 @@ class Inbox:
         return None if row is None else row[0]
 
     def is_handled(self, update_id: int) -> bool:
+        """Whether the update is handled (or not in the inbox). An id this process marked is
+        answered from memory, once: the question is asked once per update, after its handler."""
+        if update_id in self.handled:
+            self.handled.discard(update_id)
+            return True
+        if len(self.handled) > 10_000:  # ids marked by handlers nobody asked about: start again
+            self.handled.clear()
         row = self.store.db.execute("SELECT handled_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()
         return row is None or row[0] is not None
 

@@ -11,9 +11,11 @@ message that no longer exists) is marked failed with its error and skipped, and 
 edit that failed `EDIT_ATTEMPTS` times (it only tidies up an older message).
 
 A message goes out at least once. It can go out twice only in the narrow window between
-Telegram's confirmation and the mark in the database (a crash right then, or a database
-that refuses the write for longer than we wait): Telegram has no idempotency key for
-sends, so that window cannot be closed from here.
+Telegram's confirmation and the commit of its mark in the database (a crash right then,
+or a database that refuses the write for longer than we wait): Telegram has no
+idempotency key for sends, so that window cannot be closed from here. The mark lingers
+(`Store.lingering`): it commits with the next answer any learner gives, or within 50 ms,
+so that a busy bot makes one commit per answer rather than two.
 
 Rows marked `droppable` (refusals, a step shown again) become moot when a newer reply for
 the same chat is added before they went out; they are marked failed as "superseded".
@@ -416,16 +418,18 @@ class Outbox:
     # --- recording outcomes ----------------------------------------------------------------
 
     def _mark_sent(self, row: Row, message_id: int | None, poll_id: str | None = None) -> None:
-        with self.store.atomic():
-            if row.body.get("erase"):
-                self.store.db.execute("DELETE FROM outbox WHERE id = ?", [row.id])
-            else:
-                self.store.db.execute(
-                    "UPDATE outbox SET sent_at = ?, message_id = ?, poll_id = ?, attempts = attempts + 1 WHERE id = ?",
-                    [self.store.now(), message_id, poll_id, row.id],
-                )
         if row.body.get("erase"):
+            with self.store.atomic():
+                self.store.db.execute("DELETE FROM outbox WHERE id = ?", [row.id])
             self.store.scrub()
+            return
+        # Lingering: it commits with the next answer, or within `LINGER` (see `Store.lingering`).
+        # A crash before then sends this row again at the next start.
+        with self.store.lingering():
+            self.store.db.execute(
+                "UPDATE outbox SET sent_at = ?, message_id = ?, poll_id = ?, attempts = attempts + 1 WHERE id = ?",
+                [self.store.now(), message_id, poll_id, row.id],
+            )
 
     def _fail(self, row_id: int, error: str) -> None:
         with self.store.atomic():
