@@ -373,3 +373,46 @@ def test_check_command_reports_a_bomb_and_an_ordinary_error(tmp_path):
     assert lines[1] == f"{folder / 'typo.yml'}:14: a: no node 'zz' for next"
     assert result.stderr == "2 problem(s) found.\n"
     assert "Traceback" not in result.output
+
+
+def _nodes(node, out: list) -> list:
+    """Every node of a composed document with what the loader reads of it."""
+    out.append((type(node).__name__, node.tag, node.start_mark.line, node.start_mark.column, node.start_mark.index,
+                node.end_mark.line, node.end_mark.index, getattr(node, "style", None) or None,
+                node.value if isinstance(node.value, str) else None))
+    for child in node.value if isinstance(node.value, list) else ():
+        for part in child if isinstance(child, tuple) else (child,):
+            _nodes(part, out)
+    return out
+
+
+LESSON_FILES = sorted((Path(__file__).parent.parent / "dialogues").glob("*.yaml"))
+TRICKY = [
+    LESSON,
+    LESSON.replace("\n", "\r\n"),
+    'a: "é — “quoted”"\nb: |\n  ü line\n  two\nc: >\n  folded\n  text\nd: \'single\'\n',
+    "base: &b {k: v, n: 1}\nuse:\n  <<: *b\n  extra: [1, 2.5, yes, ~, 2025-01-01]\n",
+    "a: 'x\u2028y'\nb: 'tab\there'\nc: x # a comment\nd: \"\x85\"\n",
+    "list:\n- one\n-   two\n- {inline: map}\n- [nested, [deeper]]\n",
+    "\ufeffkey: value with a BOM\n",
+]
+
+
+@pytest.mark.parametrize("text", [path.read_text(encoding="utf-8") for path in LESSON_FILES] + TRICKY)
+def test_libyaml_and_python_read_the_same_nodes(text):
+    """The bot reads dialogue files with libyaml (fast), and in Python where libyaml would
+    read otherwise or refuses (for the message): either way, the same document, line
+    numbers and all."""
+    from bot.loader import _Loader, _parse
+
+    root, _, data = _parse(text)
+    slow = _Loader(text)
+    slow_root = slow.get_single_node()
+    assert data == slow.construct_document(slow_root)
+    assert _nodes(root, []) == _nodes(slow_root, [])  # (both as constructing left them: merge keys resolved)
+
+
+def test_the_lessons_are_read_with_libyaml():
+    from bot.loader import _fast_reads
+
+    assert all(_fast_reads(path.read_text(encoding="utf-8")) for path in LESSON_FILES)
