@@ -75,12 +75,14 @@ def is_step(message: dict) -> bool:
     )
 
 
-def wait_for_step(telegram: FakeTelegram, user: int, after: int, timeout: float = 15) -> dict | None:
-    """The first step message the bot sends `user` after message number `after`."""
+def wait_for_step(telegram: FakeTelegram, user: int, after: int, timeout: float = 15, old: dict | None = None) -> dict | None:
+    """The first step message the bot sends `user` after message number `after`, other
+    than a copy of `old` (the step acted on): after a crash, a message Telegram had but
+    the bot had not yet marked sent comes again, and a person reads on to the new one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for message in telegram.bot_messages(user)[after:]:
-            if is_step(message):
+            if is_step(message) and (old is None or message["text"] != old["text"]):
                 return message
         time.sleep(0.02)
     return None
@@ -119,7 +121,7 @@ class Learner:
         self.answers.append(update_id)
 
     def await_reply(self, timeout: float) -> bool:
-        step = wait_for_step(self.telegram, self.user, self.seen, timeout)
+        step = wait_for_step(self.telegram, self.user, self.seen, timeout, old=self.step)
         if step is not None:
             self.step = step
         return step is not None
