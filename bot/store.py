@@ -20,12 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
-
-from bot.database_file import open_database
+from bot.database_file import Db, applied_migrations, open_database
 from bot.engine import Input, Result, State, input_to_dict
 
 Clock = Callable[[], datetime]
@@ -60,10 +57,12 @@ async def wait_out(work: Callable[[], T], what: str, stop: asyncio.Event | None 
             delay = min(delay * 2, 30.0)
 
 
-migrations = Migrations("tutorbot")
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+MIGRATION_SET = "tutorbot"
 
 
-@migrations()
 def m001_events_and_progress(db: Database) -> None:
     db["learners"].create(
         {"id": str, "name": str, "created_at": str, "blocked_at": str}, pk="id", not_null={"created_at"}
@@ -108,7 +107,6 @@ def m001_events_and_progress(db: Database) -> None:
     db["progress"].create_index(["chat", "updated_at"])
 
 
-@migrations()
 def m002_inbox(db: Database) -> None:
     # Telegram updates, stored before they are confirmed to Telegram and marked when handled.
     db["inbox"].create(
@@ -119,7 +117,6 @@ def m002_inbox(db: Database) -> None:
     db["inbox"].create_index(["handled_at", "update_id"])
 
 
-@migrations()
 def m003_outbox_and_set_aside(db: Database) -> None:
     # Messages to send, stored in the transaction that decided them and marked when sent.
     db["outbox"].create(
@@ -154,7 +151,6 @@ def m003_outbox_and_set_aside(db: Database) -> None:
     db["inbox"].create_index(["learner"])
 
 
-@migrations()
 def m004_assignments(db: Database) -> None:
     # A lesson a group's leader assigned, done by each member at their own pace in their
     # private chat with the bot, and counted for the group.
@@ -172,7 +168,6 @@ def m004_assignments(db: Database) -> None:
     db["assignment_members"].create_index(["learner"])
 
 
-@migrations()
 def m005_study_sessions(db: Database) -> None:
     # Live group study: one row per group, the session it is in (or was in last). A new
     # session replaces the row with a new id (AUTOINCREMENT: never an earlier one's), so the
@@ -209,7 +204,6 @@ def m005_study_sessions(db: Database) -> None:
     db["outbox"].create_index(["poll_id"])
 
 
-@migrations()
 def m006_reviews(db: Database) -> None:
     # An instructor's review of a written answer (an `answer` event): reviewed, skipped for
     # now, or answered with feedback (which went to the learner through the outbox).
@@ -220,12 +214,35 @@ def m006_reviews(db: Database) -> None:
     )
 
 
-@migrations()
 def m007_indexes_for_chats(db: Database) -> None:
     # The outbox is read by chat id on every reply (what a chat was last sent, whether the bot
     # can write to someone, a group's messages this minute): without this, each read scans it.
     db["outbox"].create_index(["chat_id", "id"])
     db["reviews"].create_index(["reviewer", "status"])  # an instructor's feedback being written
+
+
+MIGRATIONS = [
+    m001_events_and_progress,
+    m002_inbox,
+    m003_outbox_and_set_aside,
+    m004_assignments,
+    m005_study_sessions,
+    m006_reviews,
+    m007_indexes_for_chats,
+]
+
+
+def migrate(db: Db) -> None:
+    """Apply the migrations `db` lacks, with sqlite-utils' Migrations (only loaded then)."""
+    applied = set(applied_migrations(db, MIGRATION_SET))
+    if all(step.__name__ in applied for step in MIGRATIONS):
+        return
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for step in MIGRATIONS:
+        migrations()(step)
+    migrations.apply(db.utils)
 
 
 @dataclass(frozen=True)
@@ -306,17 +323,17 @@ class Store:
 
     def _open(self) -> None:
         if self.path is None:
-            self.db = Database(memory=True)
+            self.db = Db(sqlite3.connect(":memory:"))
         else:
             # Raises DatabaseError, one clear line, for a path that cannot be used.
-            self.db = open_database(self.path, migrations)
-            self.db.enable_wal()
+            self.db = open_database(self.path, MIGRATION_SET, [step.__name__ for step in MIGRATIONS])
+            self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a crash
         self.db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
         # Deleted content is overwritten, so that a forgotten learner leaves no trace in the file.
         self.db.execute("PRAGMA secure_delete = ON")
-        migrations.apply(self.db)
+        migrate(self.db)
 
     def restore_if_deleted(self) -> bool:
         """If the database file was deleted while open, write it back from this connection.
@@ -354,7 +371,7 @@ class Store:
     # updates Telegram has not yet been told arrived (it sends them again).
 
     @contextmanager
-    def atomic(self) -> Iterator[Database]:
+    def atomic(self) -> Iterator[Db]:
         conn = self.db.conn
         self.depth += 1
         name = f"atomic_{self.depth}"
@@ -384,7 +401,7 @@ class Store:
             self.depth -= 1
 
     @contextmanager
-    def lingering(self) -> Iterator[Database]:
+    def lingering(self) -> Iterator[Db]:
         """A block of writes that may wait up to `LINGER` seconds to be committed (see above).
 
         Without a running event loop to settle them, or inside a transaction, it is `atomic`."""
