@@ -1,6 +1,6 @@
 """Is tutorbot fast under a full class? It, the floor and python-telegram-bot's own way, side by side.
 
-    python -m benchmarks                       # the full run (about 10 minutes on 2 cores)
+    python -m benchmarks                       # the full run (about 12 minutes on 2 cores)
     python -m benchmarks --quick --repeats 1 --out /tmp/B.md
 
 Runs every measurement `--repeats` times, interleaved (one round of everything, then the
@@ -11,6 +11,10 @@ with the command and the machine. Nothing here asserts a timing.
 1. Throughput and latency: `tutorbot run` and the floor (`benchmarks.floor_bot`), each with
    and without a rate limiter, under 50 and 500 learners pressing as fast as replies come,
    against a fake Bot API over HTTP on 127.0.0.1 (see `benchmarks.throughput`).
+   Reply latency below the limits: both again, limiter on, under 50 learners who pause
+   2.5 s on average before each input (about 20 answers a second offered).
+   Stopping under a full queue: tutorbot's 500-learner, limiter-on run ends with SIGTERM,
+   timed to the exit, and its outbox is counted then.
 2. Scale: tutorbot's cost per answer (CPU, SQLite time) with 50 learners on top of
    databases holding 100 / 10,000 / 100,000 learners' history (made once, cached).
 3. python-telegram-bot's ConversationHandler + PicklePersistence (`benchmarks.conversation_bot`)
@@ -29,6 +33,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -51,6 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class Plan:
     loads: tuple[int, ...] = (50, 500)  # learners pressing at once
     window: float = 8.0  # seconds measured after the warm-up
+    paced_learners: int = 50  # learners pausing before each input (limiter on): below Telegram's limits
+    paced_think: float = 2.5  # their mean pause, seconds: ≈ 20 answers/s offered, each learner under 1 message/s
+    paced_window: float = 10.0
     warmup_cap: float = 60.0
     scale_sizes: tuple[int, ...] = (100, 10_000, 100_000)
     scale_learners: int = 50
@@ -66,7 +74,7 @@ class Plan:
 
 FULL = Plan()
 QUICK = Plan(
-    loads=(5, 10), window=0.7, warmup_cap=15.0, scale_sizes=(100, 1_000), scale_learners=5, scale_window=0.7,
+    loads=(5, 10), window=0.7, paced_learners=5, paced_think=0.3, paced_window=0.7, warmup_cap=15.0, scale_sizes=(100, 1_000), scale_learners=5, scale_window=0.7,
     template_learners=2, conversation_users=200, conversation_learners=5, conversation_window=0.7, save_changed=5, save_cap=3.0,
     report_learners=100,
 )
@@ -125,7 +133,8 @@ class Table:
                 continue
             if row.values:
                 low, mid, high = min(row.values), statistics.median(row.values), max(row.values)
-                cells = [number(low), number(mid), number(high), str(len(row.values))]
+                show = count if row.unit in COUNTS else number
+                cells = [show(low), show(mid), show(high), str(len(row.values))]
             else:
                 cells = ["—", "failed" if row.label in self.failures else "—", "—", "0"]
             note = row.note
@@ -133,6 +142,13 @@ class Table:
                 note = (note + "; " if note else "") + "FAILED: " + self.failures[row.label][:160]
             lines.append(f"| {row.label} | {row.unit} | " + " | ".join(cells) + f" | {note.replace('|', '/')} |")
         return "\n".join(lines)
+
+
+COUNTS = ("replies",)  # units of rows that count things: whole numbers shown as such
+
+
+def count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else number(value)
 
 
 def number(value: float) -> str:
@@ -164,6 +180,7 @@ class Bench:
         self.say = out
         self.table = Table()
         self.loads: dict[tuple[str, int, bool], list[LoadResult | None]] = {}
+        self.paced: dict[str, list[LoadResult | None]] = {}  # kind -> the paced runs (limiter on)
         self.scale: dict[int, list[LoadResult | None]] = {}
         self.conversation: list[LoadResult | None] = []
         self.save: dict[str, Any] | None = None
@@ -181,6 +198,8 @@ class Bench:
 
     def load(self, kind: str, learners: int, limiter: bool, window: float, **kwargs: Any) -> LoadResult | None:
         name = f"{kind}, {limiter_name(limiter)}, {learners} learners"
+        if kwargs.get("think"):
+            name += f" pausing {kwargs['think']:g} s"
         began = time.monotonic()
         try:
             result = throughput.run_load(kind, learners, limiter, window, self.plan.warmup_cap, **kwargs)
@@ -195,6 +214,9 @@ class Bench:
             f"warm-up {result.warmup:.1f} s{'' if result.warmed else ' (cut short)'}; harness "
             f"{result.harness_cpu / result.seconds:.0%} of a core; {time.monotonic() - began:.0f} s in all"
         )
+        if result.stop_seconds is not None:
+            self.say(f"    SIGTERM: exited in {result.stop_seconds:.2f} s with code {result.exit_code}; replies waiting in the "
+                     f"outbox: {result.waiting_at_stop} at the SIGTERM, {result.left_waiting} at exit")
         return result
 
     def run(self) -> None:
@@ -209,11 +231,17 @@ class Bench:
         self.prepare()
         for repeat in range(1, self.repeats + 1):
             self.say(f"round {repeat} of {self.repeats}")
+            big = max(plan.loads)
             for learners in plan.loads:
                 for limiter in (True, False):
                     for kind in KINDS:
                         key = (kind, learners, limiter)
-                        self.loads.setdefault(key, []).append(self.load(kind, learners, limiter, plan.window))
+                        # The longest queue (tutorbot, limiter on, the largest load) ends with SIGTERM, timed.
+                        stop = "term" if (kind, learners, limiter) == ("tutorbot", big, True) else "kill"
+                        self.loads.setdefault(key, []).append(self.load(kind, learners, limiter, plan.window, stop=stop))
+            for kind in KINDS:  # below the limits: learners who pause before each input, limiter on
+                self.paced.setdefault(kind, []).append(
+                    self.load(kind, plan.paced_learners, True, plan.paced_window, think=plan.paced_think))
             for size, (path, highest) in self.scale_dbs.items():
                 result = self.load("tutorbot", plan.scale_learners, False, plan.scale_window, database=path, sql_stats=True,
                                    first_update_id=highest + 1_000)
@@ -315,7 +343,9 @@ class Bench:
                     label = f"tutorbot ÷ floor, {limiter_name(limiter)}, {learners} learners: {name}"
                     self.ratio_rows(label, self.loads.get(("tutorbot", learners, limiter), []),
                                     self.loads.get(("floor", learners, limiter), []), get)
+        self.paced_table()
         big = max(plan.loads)
+        self.stop_table()
         table.section(f"Memory: peak resident size under the {big}-learner load")
         for limiter in (True, False):
             self.ratio_rows(f"tutorbot ÷ floor peak RSS, {limiter_name(limiter)}, {big} learners",
@@ -345,6 +375,44 @@ class Bench:
                 table.fail(label, "s", self.report_error or "not measured")
         return table
 
+    def paced_table(self) -> None:
+        plan, table = self.plan, self.table
+        n, think = plan.paced_learners, plan.paced_think
+        table.section(f"Reply latency below the limits: {n} learners, each pausing {think:g} s on average before each "
+                      f"input (about {n / think:.0f} answers/s offered; limiter on; {plan.paced_window:g} s measured)")
+        for kind in KINDS:
+            runs = self.paced.get(kind, [])
+            prefix = f"{kind}, {limiter_name(True)}, {n} learners pausing {think:g} s"
+            metrics = [
+                ("answers/s", "1/s", lambda r: r.answers_per_second, self.warm_note(runs)),
+                ("reply latency p50", "ms", lambda r: r.latency(0.5), ""),
+                ("reply latency p99", "ms", lambda r: r.latency(0.99), "goal < 1 s" if kind == "tutorbot" else ""),
+                ("reply latency max", "ms", lambda r: r.latency(1.0), ""),
+                ("CPU per answer", "ms", lambda r: r.cpu_ms_per_answer, ""),
+            ]
+            for name, unit, get, note in metrics:
+                self.fill(f"{prefix}: {name}", unit, runs, get, note)
+
+    def stop_table(self) -> None:
+        plan, table = self.plan, self.table
+        big = max(plan.loads)
+        table.section(f"Stopping under a full queue: SIGTERM at the end of the {big}-learner, limiter-on window")
+        runs = self.loads.get(("tutorbot", big, True), [])
+        done = [r for r in runs if r is not None and r.stop_seconds is not None]
+        note = "goal ≤ 15 s; what is not sent stays in the outbox for the next start"
+        codes = [r.exit_code for r in done if r.exit_code != 0]
+        if codes:
+            killed = sum(r.exit_code == -signal.SIGKILL for r in done)
+            note += f"; exit code {', '.join(str(code) for code in codes)} in {len(codes)} of {len(done)} runs"
+            if killed:
+                note += f" (killed after {throughput.TERM_CAP:.0f} s: it had not exited)"
+        waiting = [r.waiting_at_stop for r in done if r.waiting_at_stop is not None]
+        if done and all(r.left_waiting is None for r in done):
+            table.failures["tutorbot: replies waiting in the outbox at exit"] = "its outbox could not be read after the exit"
+        self.fill("tutorbot: exit after SIGTERM", "s", runs, lambda r: r.stop_seconds, note)
+        self.fill("tutorbot: replies waiting in the outbox at exit", "replies", runs, lambda r: r.left_waiting,
+                  f"{statistics.median(waiting):,.0f} waiting at the SIGTERM (median)" if waiting else "")
+
     def warm_note(self, runs: list[LoadResult | None]) -> str:
         done = [r for r in runs if r]
         if not done:
@@ -371,13 +439,14 @@ class Bench:
         shown = sorted(((m, n) for m, n in total.items() if m != "getUpdates"), key=lambda item: -item[1])
         return ", ".join(f"{method} {count / answers:.2f}" for method, count in shown) + f"; getUpdates {total.get('getUpdates', 0) / answers:.2f}"
 
-    def fill(self, label: str, unit: str, runs: list[LoadResult | None], get: Callable[[LoadResult], float], note: str = "") -> None:
+    def fill(self, label: str, unit: str, runs: list[LoadResult | None], get: Callable[[LoadResult], float | None],
+             note: str = "") -> None:
         row = self.table.row(label, unit, note)
         for result in runs:
             if result is not None:
                 row.add(get(result))
         if not row.values:
-            self.table.fail(label, unit, "no run succeeded" if runs else "not run")
+            self.table.fail(label, unit, ("no value" if any(runs) else "no run succeeded") if runs else "not run")
 
     def ratio_rows(self, label: str, a: list[LoadResult | None], b: list[LoadResult | None], get: Callable[[LoadResult], float]) -> None:
         row = self.table.row(label, "×")
@@ -537,11 +606,23 @@ def write_report(path: Path, bench: Bench, table: Table, argv: list[str], began:
         "  a reply at the window's end (a sign of some learners waiting much longer than others). CPU: the bot process's",
         "  user + system time (/proc/<pid>/stat) in the window ÷ answers. Telegram calls: the bot's Bot API calls in the",
         "  window other than getUpdates and answerCallbackQuery ÷ answers. Peak RSS: VmHWM at the window's end. The bot",
-        "  is killed (SIGKILL) after each run. A run covers each learner's first few steps (the answers/s note says how",
-        "  many): with 500 learners that is /start and the lesson's first steps, with 50 about the first ten; the",
-        "  per-answer figures are for those steps.",
+        "  is killed (SIGKILL) after each run, but for one (see stopping, below). A run covers each learner's first few",
+        "  steps (the answers/s note says how many): with 500 learners that is /start and the lesson's first steps, with",
+        "  50 about the first ten; the per-answer figures are for those steps.",
         "- Limiter on: python-telegram-bot's AIORateLimiter with Telegram's limits (30 messages a second overall); it",
         "  caps a bot at 30 ÷ (calls per answer) answers a second whatever its speed.",
+        f"- Reply latency below the limits: the same kind of run, limiter on, but each of {plan.paced_learners} learners pauses",
+        f"  before every input (/start included) for a random time, {plan.paced_think:g} s on average (exponentially distributed,",
+        f"  drawn anew each time), so about {plan.paced_learners / plan.paced_think:.0f} answers a second are offered (Telegram allows 30 messages a",
+        f"  second overall) and each learner sends about {1 / plan.paced_think:.1f} a second (Telegram allows about 1 a second in one",
+        "  chat). The throughput rows above offer more than the limits allow, so their latency is mostly time in a queue;",
+        "  here it is the bot's own. Latency counts from the input being sent (after the pause) to its reply; max is the",
+        f"  slowest reply in the {plan.paced_window:g} s window.",
+        f"- Stopping under a full queue: tutorbot's {max(plan.loads)}-learner, limiter-on run (the longest queue) ends with SIGTERM",
+        "  instead of SIGKILL, the learners stopped and the fake still answering. Exit after SIGTERM: from the signal to",
+        f"  the process's exit (it is killed after {throughput.TERM_CAP:.0f} s if still running, and the note says so). Replies waiting:",
+        "  rows of its outbox neither sent nor given up on, counted in its database after the exit (and, in the note,",
+        "  at the SIGTERM); they are sent at the next start.",
         f"- Scale: the databases are made from a template the real bot wrote ({plan.template_learners} learners through the whole",
         "  lesson, right at the first try about four times in five), copied with new ids by plain SQL (learners, events,",
         "  progress, outbox; no inbox rows: the product forgets handled updates after 48 hours, and this history is 400 days",

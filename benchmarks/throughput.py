@@ -18,7 +18,14 @@ answers (learner inputs replied to in the window), reply latency (from the input
 queued at the fake to the reply that shows the next step arriving there), the bot
 process's CPU time (user + sys, from /proc/<pid>/stat), its Bot API calls by method,
 and its peak resident size (VmHWM from /proc/<pid>/status). The process is then killed
-(SIGKILL: every bot here must survive that, and a graceful stop would only cost time).
+(SIGKILL: every bot here must survive that, and a graceful stop would only cost time), or,
+with `stop="term"`, sent SIGTERM and timed until it exits (killed after `TERM_CAP` s);
+for tutorbot, the replies still waiting in its outbox are counted then and at the exit.
+
+With `think`, learners are paced instead: each pauses before every input (/start
+included) for a time drawn from an exponential distribution of that mean, so that the
+load offered (≈ learners ÷ think inputs a second) can sit below Telegram's limits and the
+latency is the bot's own rather than a queue's. Latency still counts from the input.
 
 `scale_database(n)` makes a database holding `n` learners' history that looks like the
 bot's own: a template made by the real bot (a few learners through the whole lesson,
@@ -65,6 +72,7 @@ ANSWER_TEXT = (
     "who may not keep it."
 )
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+TERM_CAP = 30.0  # seconds a bot is given to exit after SIGTERM (with stop="term") before it is killed
 
 Log = Callable[[str], None]
 
@@ -282,16 +290,19 @@ class BotProcess:
         if self.process is not None:
             self.process.wait(30)
 
-    def terminate(self, timeout: float = 20) -> None:
-        """SIGTERM, then SIGKILL if it has not stopped within `timeout` seconds."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    def terminate(self, timeout: float = 20) -> float | None:
+        """SIGTERM, then SIGKILL if it has not stopped within `timeout` seconds. Returns the
+        seconds from the SIGTERM to the process's exit (`timeout` and a little more if it
+        had to be killed: its return code is then -SIGKILL), None if it was not running."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        sent = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return time.monotonic() - sent
 
 
 # --- the fake Telegram and the learners ---------------------------------------------------
@@ -309,11 +320,21 @@ class Learner:
 class Driver:
     """Scripted learners in a closed loop. `script` "lesson" follows the lesson's steps,
     "tap" taps the button of each reply. Called by the fake (under its lock) for every
-    message the bot sends."""
+    message the bot sends.
+
+    `think`: the mean pause (seconds) a learner takes before each input, /start included,
+    drawn per input from an exponential distribution with the learner's own `rng`; 0 (the
+    default) is the plain closed loop, the next input queued the moment the reply arrives.
+    A pause runs on a daemon `threading.Timer`; `stop()` cancels the pending ones, and one
+    that fires anyway does nothing once the driver is stopped."""
 
     def __init__(self, telegram: BenchTelegram, script: str, learners: int, seed: int = 1, first_user: int = LIVE_BASE,
-                 right: set[str] | None = None, right_share: float = 0.0, once: bool = False):
+                 right: set[str] | None = None, right_share: float = 0.0, once: bool = False, think: float = 0.0):
+        if think < 0:
+            raise ValueError(f"think must be >= 0, not {think}")
         self.telegram = telegram
+        self.think = think
+        self.timers: set[threading.Timer] = set()  # pauses under way (with `think`)
         self.once = once  # a learner at the end stops (else a new learner takes their place)
         self.right = right or set()  # the button data of right options, if the learners are to know them
         self.right_share = right_share  # how often they pick a right one
@@ -337,11 +358,31 @@ class Driver:
     def begin(self) -> None:
         with self.telegram.lock:
             for learner in self.learners:
-                self._send_text(learner, f"/start {LESSON_ID}")
+                self._act(learner, lambda learner=learner: self._send_text(learner, f"/start {LESSON_ID}"))
 
     def stop(self) -> None:
         with self.telegram.lock:
             self.running = False
+            timers, self.timers = self.timers, set()
+        for timer in timers:
+            timer.cancel()
+
+    def _act(self, learner: Learner, act: Callable[[], None]) -> None:
+        """Do `act` now (closed loop) or after the learner's pause (with `think`). Under the lock."""
+        if not self.think:
+            act()
+            return
+
+        def after_the_pause() -> None:
+            with self.telegram.lock:
+                self.timers.discard(timer)
+                if self.running:
+                    act()  # sets `pushed_at`: latency counts from the input, not from the reply before it
+
+        timer = threading.Timer(learner.rng.expovariate(1 / self.think), after_the_pause)
+        timer.daemon = True
+        self.timers.add(timer)
+        timer.start()
 
     def _send_text(self, learner: Learner, text: str) -> None:
         learner.pushed_at = time.monotonic()
@@ -366,7 +407,7 @@ class Driver:
             self.started += 1
         learner.replies += 1
         if self.running:
-            act()
+            self._act(learner, act)
 
     def _action(self, learner: Learner, message: dict[str, Any]) -> Callable[[], None] | None:
         """What the learner does next on seeing `message`; None if it shows no step."""
@@ -471,6 +512,11 @@ class LoadResult:
     lessons_done: int
     other_messages: int
     sql: dict[str, float] | None = None  # SQLite totals in the window (with `sql_stats`)
+    think: float = 0.0  # the learners' mean pause before each input (0: a closed loop)
+    stop_seconds: float | None = None  # with stop="term": SIGTERM to exit (TERM_CAP if it had to be killed)
+    exit_code: int | None = None  # with stop="term": the process's return code (-9: killed at TERM_CAP)
+    waiting_at_stop: int | None = None  # with stop="term", tutorbot: replies waiting in its outbox at the SIGTERM
+    left_waiting: int | None = None  # with stop="term", tutorbot: replies still waiting in its outbox at exit
 
     @property
     def answers_per_second(self) -> float:
@@ -502,6 +548,16 @@ class LoadResult:
         return self.sql.get(key, 0) / self.answers
 
 
+def outbox_waiting(database: Path) -> int:
+    """Replies tutorbot's outbox still has to send (neither sent nor given up on)."""
+    db = sqlite3.connect(database, timeout=10)
+    try:
+        (waiting,) = db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").fetchone()
+    finally:
+        db.close()
+    return int(waiting)
+
+
 def _harness_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -519,17 +575,26 @@ def run_load(
     extra_env: dict[str, str] | None = None,
     seed: int = 1,
     start_timeout: float = 90.0,
+    think: float = 0.0,
+    stop: str = "kill",
 ) -> LoadResult:
-    """Run `kind` under `learners` closed-loop learners and measure one window."""
+    """Run `kind` under `learners` learners and measure one window. `think`: the learners'
+    mean pause before each input (0: a closed loop, see `Driver`). `stop`: how the bot is
+    stopped at the window's end, "kill" (SIGKILL) or "term" (SIGTERM, timed to the exit,
+    SIGKILL after TERM_CAP seconds; for tutorbot, its outbox is counted then and after)."""
+    if stop not in ("kill", "term"):
+        raise ValueError(f"stop must be 'kill' or 'term', not {stop!r}")
     workdir = Path(tempfile.mkdtemp(prefix=f"tutorbot-bench-{kind}-"))
     telegram = BenchTelegram()
     if first_update_id is not None:
         telegram.next_update_id = first_update_id
-    driver = Driver(telegram, "tap" if kind == "floor" else "lesson", learners, seed)
+    driver = Driver(telegram, "tap" if kind == "floor" else "lesson", learners, seed, think=think)
     telegram.driver = driver
+    path = database or workdir / f"{kind}.db"
+    stop_seconds = exit_code = waiting_at_stop = left_waiting = None
     try:
         with FakeBotAPIServer(telegram) as server:
-            bot = BotProcess(kind, server, workdir, database or workdir / f"{kind}.db", limiter, sql_stats, extra_env)
+            bot = BotProcess(kind, server, workdir, path, limiter, sql_stats, extra_env)
             bot.start()
             try:
                 while not telegram.polled.wait(0.1):
@@ -565,6 +630,15 @@ def run_load(
                 end_sql = bot.sql_stats()
                 rss = peak_rss_mib(bot.pid)
                 driver.stop()
+                if stop == "term":
+                    # The learners stop; the bot still has its queue, and the fake stays up meanwhile.
+                    if kind == "tutorbot":
+                        waiting_at_stop = _count_or_none(path)
+                    stop_seconds = bot.terminate(TERM_CAP)
+                    assert bot.process is not None
+                    exit_code = bot.process.returncode
+                    if kind == "tutorbot":
+                        left_waiting = _count_or_none(path)
             finally:
                 driver.stop()
                 bot.kill()
@@ -580,10 +654,18 @@ def run_load(
             latencies=[latency for _, latency in arrivals], cpu=end_cpu - start_cpu, calls=end_calls - start_calls,
             peak_rss=rss, startup=startup, warmup=warmup, warmed=warmed, longest_wait=longest_wait,
             harness_cpu=end_harness - start_harness,
-            lessons_done=lessons_done, other_messages=driver.other, sql=sql,
+            lessons_done=lessons_done, other_messages=driver.other, sql=sql, think=think,
+            stop_seconds=stop_seconds, exit_code=exit_code, waiting_at_stop=waiting_at_stop, left_waiting=left_waiting,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _count_or_none(database: Path) -> int | None:
+    try:
+        return outbox_waiting(database)
+    except sqlite3.Error:
+        return None
 
 
 def product_reads_rate_limit() -> bool:

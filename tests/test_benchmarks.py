@@ -52,5 +52,14 @@ def test_the_quick_run_writes_every_row_with_a_figure(tmp_path: Path) -> None:
     assert any(label.startswith("tutorbot, limiter on, ") for label in expected)
     assert any(label.startswith("floor, limiter off, ") for label in expected)
     assert any("ConversationHandler" in label for label in expected)
+    # Below the limits (learners who pause), and tutorbot stopped with SIGTERM under its longest queue.
+    paced = f"{QUICK.paced_learners} learners pausing {QUICK.paced_think:g} s"
+    for kind in ("tutorbot", "floor"):
+        for name in ("answers/s", "reply latency p50", "reply latency p99", "reply latency max", "CPU per answer"):
+            assert f"{kind}, limiter on, {paced}: {name}" in expected
+    assert "goal < 1 s" in rows[f"tutorbot, limiter on, {paced}: reply latency p99"][-1]
+    for label in ("tutorbot: exit after SIGTERM", "tutorbot: replies waiting in the outbox at exit"):
+        assert label in expected
+    assert "Reply latency below the limits" in text and "Stopping under a full queue" in text
     if report_timer() is not None:  # benchmarks.report_html offers the HTML report's timing
         assert any(label.startswith("write_html") for label in expected)
