@@ -54,6 +54,7 @@ GROUP_PER_MINUTE = 20  # rows a group chat (negative id) gets in any 60 seconds
 PRIVATE_PER_SECOND = 1.0  # rows a second to one person, after a burst of PRIVATE_BURST
 PRIVATE_BURST = 3
 BULK_CHATS = 20  # chats with bulk rows only that start sending per `flush_due`
+READ_AT_ONCE = 20  # a chat's waiting rows read in one statement by `flush`
 
 
 def well_formed(text: str) -> str:
@@ -86,6 +87,11 @@ class Outbox:
         self.locks: dict[int, asyncio.Lock] = {}  # one flush at a time per chat
         self.users: dict[int, int] = {}  # chat id -> flushes running or waiting
         self.retry_at: dict[int, float] = {}  # chat id -> loop time of the next try
+        # Chat id -> the `tick` of the last committed change to its waiting rows (rows added,
+        # superseded, given up): a flush that saw none since it read them need not read again.
+        self.changes: dict[int, int] = {}
+        self.tick = 0
+        self.forgot_changes_at = 0  # `changes` is a cache: older entries are dropped at times
 
     # --- adding (inside the caller's transaction) ------------------------------------------
 
@@ -165,12 +171,14 @@ class Outbox:
         self.clean.add(chat_id)
         if len(self.clean) > 100_000:  # a cache: start again
             self.clean = {chat_id}
+        self.store.on_commit(lambda: self._changed(chat_id))
         self.store.db.execute(
             f"UPDATE outbox SET failed_at = ?, error = 'superseded' WHERE chat_id = ? AND droppable = 1 AND {PENDING}",
             [self.store.now(), chat_id],
         )
 
     def _insert(self, chat_id: int, kind: str, body: dict, step: str | None, update_id: int | None, droppable: bool, priority: int) -> None:
+        self.store.on_commit(lambda: self._changed(chat_id))
         self.store.db.execute(
             "INSERT INTO outbox (chat, chat_id, kind, body, step, droppable, priority, update_id, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -277,12 +285,23 @@ class Outbox:
         oldest = datetime.fromisoformat(rows[-1][0])
         return max(0.05, (oldest + timedelta(seconds=60) - now).total_seconds())
 
-    def _next(self, chat_id: int) -> Row | None:
-        row = self.store.db.execute(
-            f"SELECT id, chat_id, kind, body, attempts FROM outbox WHERE chat_id = ? AND {PENDING} ORDER BY id LIMIT 1",
-            [chat_id],
-        ).fetchone()
-        return None if row is None else Row(row[0], row[1], row[2], json.loads(row[3]), row[4])
+    def _waiting(self, chat_id: int) -> list[Row]:
+        """The chat's first `READ_AT_ONCE` rows waiting to go out, in order."""
+        rows = self.store.db.execute(
+            f"SELECT id, chat_id, kind, body, attempts FROM outbox WHERE chat_id = ? AND {PENDING} ORDER BY id LIMIT ?",
+            [chat_id, READ_AT_ONCE],
+        ).fetchall()
+        return [Row(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
+
+    def _changed(self, chat_id: int) -> None:
+        """Note a committed change to the chat's waiting rows."""
+        self.tick += 1
+        self.changes[chat_id] = self.tick
+        if len(self.changes) > 100_000:  # a cache: start again, and count every chat as changed
+            self.changes, self.forgot_changes_at = {}, self.tick
+
+    def _changed_since(self, chat_id: int, tick: int) -> bool:
+        return self.changes.get(chat_id, self.forgot_changes_at) > tick
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -294,14 +313,22 @@ class Outbox:
         self.users[chat_id] = self.users.get(chat_id, 0) + 1
         try:
             async with lock:
-                while (row := await wait_out(lambda: self._next(chat_id), "reading the outbox")) is not None:
-                    wait = await wait_out(lambda: self.group_wait(chat_id), "reading the outbox")
-                    if wait:  # the group has had its messages for this minute
-                        self.retry_at[chat_id] = asyncio.get_running_loop().time() + wait
-                        return False
-                    await asyncio.sleep(self.private_wait(chat_id))
-                    if not await self._send(row):
-                        return False
+                while True:
+                    read_at = self.tick
+                    rows = await wait_out(lambda: self._waiting(chat_id), "reading the outbox")
+                    for row in rows:
+                        if self._changed_since(chat_id, read_at):
+                            break  # rows added, superseded or given up meanwhile: read them again
+                        wait = await wait_out(lambda: self.group_wait(chat_id), "reading the outbox")
+                        if wait:  # the group has had its messages for this minute
+                            self.retry_at[chat_id] = asyncio.get_running_loop().time() + wait
+                            return False
+                        await asyncio.sleep(self.private_wait(chat_id))
+                        if not await self._send(row):
+                            return False
+                    else:
+                        if len(rows) < READ_AT_ONCE and not self._changed_since(chat_id, read_at):
+                            break  # all sent, and nothing new: no need to read again
                 self.retry_at.pop(chat_id, None)
                 return True
         finally:
@@ -440,6 +467,7 @@ class Outbox:
 
     def _fail_chat(self, chat_id: int, error: str) -> None:
         """The chat is closed to the bot: nothing waiting for it can be sent."""
+        self.store.on_commit(lambda: self._changed(chat_id))
         with self.store.atomic():
             if chat_id > 0:  # a private chat: its learner blocked the bot; their progress is kept
                 self.store.mark_blocked(f"tg:{chat_id}")
