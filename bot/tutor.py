@@ -159,7 +159,7 @@ class Tutor:
         progress = self.store.progress(learner, lesson_id, chat)
         if progress is None or restart:
             return self._apply(learner, chat, loaded, State(), Start(self.seeds()), update_id)
-        with self.store.atomic():
+        with self.store.joined():
             state, said = self._resynced(learner, chat, loaded, progress, update_id)
             if state.finished:
                 finished = engine.LessonFinished()
@@ -175,7 +175,7 @@ class Tutor:
         if progress is None:
             return Reply(lesson_id, (Notice(explain(engine.NotStarted())),), engine.NotStarted())
         loaded = self.loaded(progress.lesson)
-        with self.store.atomic():
+        with self.store.joined():
             state, said = self._resynced(learner, chat, loaded, progress, update_id)
             try:
                 reply = self._apply(learner, chat, loaded, state, value, update_id)
