@@ -347,9 +347,13 @@ async def test_deep_link_to_an_unknown_lesson_lists_the_lessons(tmp_path: Path) 
         assert "Welcome!" in replies[-1]["text"]
 
 
-async def test_the_bot_shows_typing_while_it_works(tmp_path: Path) -> None:
+async def test_the_bot_shows_typing_while_a_reply_is_slow(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
-        await h.say(ALICE, "/start madman-core")
+        await h.say(ALICE, "/start madman-core")  # a quick reply: no "typing…" (it would cost a call)
+        await asyncio.sleep(1.2)
+        assert not [p for m, p in h.telegram.calls if m == "sendChatAction"]
+        h.telegram.delays["sendMessage"] = 1.5  # Telegram is slow to take the reply
+        assert await h.say(ALICE, "/start")  # "Welcome back", 1.5 s late
         actions = [p for m, p in h.telegram.calls if m == "sendChatAction"]
         assert actions and actions[0]["action"] == "typing" and int(actions[0]["chat_id"]) == ALICE
 

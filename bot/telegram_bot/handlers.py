@@ -95,7 +95,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     s, person = services(context), who(update)
     if person is None:
         return
-    await typing(s, person)
+    typing(s, person)
     wanted = context.args[0] if context.args else None
     with handling(s, update, person) as out:
         latest = s.store.latest_progress(person.learner, person.chat)
@@ -204,7 +204,7 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if event is not None:  # an instructor's feedback on a reflection (see /review)
         await review.take_feedback(update, context, event, update.message.text)
         return
-    await typing(s, person)
+    typing(s, person)
     with handling(s, update, person) as out:
         received = s.inbox.received_at(update.update_id)
         reply = s.tutor.typed(

@@ -55,6 +55,7 @@ PRIVATE_PER_SECOND = 1.0  # rows a second to one person, after a burst of PRIVAT
 PRIVATE_BURST = 3
 BULK_CHATS = 20  # chats with bulk rows only that start sending per `flush_due`
 READ_AT_ONCE = 20  # a chat's waiting rows read in one statement by `flush`
+SENDS_AT_ONCE = 8  # calls in flight from the outbox (Telegram takes ~0.1 s a call: room for 80 a second)
 
 
 def well_formed(text: str) -> str:
@@ -92,6 +93,11 @@ class Outbox:
         self.changes: dict[int, int] = {}
         self.tick = 0
         self.forgot_changes_at = 0  # `changes` is a cache: older entries are dropped at times
+        # Turns to send, first come first served. python-telegram-bot's rate limiter lets its
+        # waiters race for each free slot, so with hundreds of chats waiting some waited two
+        # rounds and others none; only `SENDS_AT_ONCE` wait there now, the rest queue in order.
+        self.turns = asyncio.Semaphore(SENDS_AT_ONCE)
+        self.sent_at: dict[int, float] = {}  # chat id -> loop time its last row went out
 
     # --- adding (inside the caller's transaction) ------------------------------------------
 
@@ -367,7 +373,8 @@ class Outbox:
     async def _send(self, row: Row) -> bool:
         """Send one row and record the outcome; False if it must wait and be tried again."""
         try:
-            message_id, poll_id = await self._call(row)
+            async with self.turns:
+                message_id, poll_id = await self._call(row)
         except Blocked as exc:
             error = f"blocked: {exc}"
             await wait_out(lambda: self._fail_chat(row.chat_id, error), "recording what was sent")
@@ -395,6 +402,9 @@ class Outbox:
             return False
         # Telegram has it now. A crash before the next line sends it again at the next start.
         await wait_out(lambda: self._mark_sent(row, message_id, poll_id), "recording what was sent")
+        if len(self.sent_at) > 10_000:  # only the last few seconds matter (see services.typing)
+            self.sent_at.clear()
+        self.sent_at[row.chat_id] = asyncio.get_running_loop().time()
         return True
 
     async def _call(self, row: Row) -> tuple[int | None, str | None]:

@@ -8,6 +8,7 @@ or not at all. The replies go out after the commit (`bot.telegram_bot.outbox`).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import time
@@ -47,6 +48,8 @@ QUIET = {
     "group": (3, 15.0),  # a group's answers that change nothing: its 20 messages a minute are for the lesson
     "refusal": (1, 5.0),  # "only the group's admins can do that"
 }  # kind -> (burst, seconds)
+TYPING_AFTER = 1.0  # seconds a reply may take before "typing…" shows
+TYPING_BUSY = 10  # with more chats than this waiting for their replies, no "typing…" for anyone
 AFTER_THE_END = "/lessons shows the other lessons; /restart goes through this one again."
 HINTS = {  # what the bot expects at each kind of step
     "message": "Tap <b>Continue</b> under the message to go on.",
@@ -68,6 +71,7 @@ class Services:
     settings: Settings
     allowance: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)  # (chat, kind) -> (tokens, when)
     failures: dict[int, BaseException] = field(default_factory=dict)  # update id -> its handler's error
+    background: set[asyncio.Task[None]] = field(default_factory=set)  # "typing…" signals pending
 
     @property
     def store(self) -> Store:
@@ -182,12 +186,24 @@ def handling(s: Services, update: Update, person: Who) -> Iterator[Replies]:
         s.inbox.mark_handled(update.update_id)
 
 
-async def typing(s: Services, person: Who) -> None:
-    """Show "typing…" while the bot works; best effort, never retried, and at most about
-    once a second per chat (`QUIET["typing"]`)."""
-    if s.quiet(person.chat_id, "typing"):
+def typing(s: Services, person: Who) -> None:
+    """Show "typing…" if this input's reply is slow to go out: still waiting after
+    `TYPING_AFTER` seconds (a database waited out, a queue at Telegram's limits). Never
+    while many chats wait for their replies: the bot's 30 calls a second are theirs. Best
+    effort, never retried, at most about once a second per chat (`QUIET["typing"]`), and
+    it never holds up the handler."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_typing_later(s, person.chat_id, loop.time()))
+    s.background.add(task)  # (a task nobody holds may be collected before it runs)
+    task.add_done_callback(s.background.discard)
+
+
+async def _typing_later(s: Services, chat_id: int, asked: float) -> None:
+    await asyncio.sleep(TYPING_AFTER)
+    waiting = chat_id in s.outbox.locks and s.outbox.sent_at.get(chat_id, 0.0) < asked
+    if not waiting or len(s.outbox.locks) > TYPING_BUSY or s.quiet(chat_id, "typing"):
         return
     try:
-        await s.sender.bot.send_chat_action(person.chat_id, "typing")
+        await s.sender.bot.send_chat_action(chat_id, "typing")
     except TelegramError:
         pass
