@@ -187,8 +187,8 @@ def handling(s: Services, update: Update, person: Who) -> Iterator[Replies]:
 
 
 def typing(s: Services, person: Who) -> None:
-    """Show "typing…" if this input's reply is slow to go out: still waiting after
-    `TYPING_AFTER` seconds (a database waited out, a queue at Telegram's limits). Never
+    """Show "typing…" if this input's reply is slow to go out: still waiting to be sent
+    after `TYPING_AFTER` seconds (Telegram slow to take it, a short queue). Never
     while many chats wait for their replies: the bot's 30 calls a second are theirs. Best
     effort, never retried, at most about once a second per chat (`QUIET["typing"]`), and
     it never holds up the handler."""
