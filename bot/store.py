@@ -319,6 +319,13 @@ class Store:
         self.linger: asyncio.TimerHandle | None = None  # the `settle` due for lingering writes
         self.committed: list[Callable[[], None]] = []  # `on_commit` actions waiting
         self.committing: asyncio.Event | None = None  # set when lingering writes commit (`durable`)
+        # Progress rows as committed, by (learner, lesson, chat): what `progress` read or `record`
+        # wrote. While the bot runs it is the database's only writer (its single-instance lock),
+        # so an answer needs no SELECT. Rows written in the open transaction are read from the
+        # database until it commits; `forget` and `rebuild_progress` bypass it until theirs does.
+        self.cached: dict[tuple[str, str, str], Progress | None] = {}
+        self.written: set[tuple[str, str, str]] = set()
+        self.bypass = False
         self._open()
 
     def _open(self) -> None:
@@ -391,11 +398,13 @@ class Store:
             if conn.in_transaction:  # (an error may have ended the transaction already)
                 if begun:
                     conn.execute("ROLLBACK")
+                    self._ended()
                 else:  # only this block's writes: lingering ones stay, to be committed
                     conn.execute(f"ROLLBACK TO {name}")
                     conn.execute(f"RELEASE {name}")
             else:
                 self.committed.clear()
+                self._ended()
             raise
         finally:
             self.depth -= 1
@@ -442,6 +451,7 @@ class Store:
                 conn.execute("RELEASE lingering")
             elif conn.in_transaction:
                 conn.execute("ROLLBACK")
+                self._ended()
             raise
         finally:
             self.depth -= 1
@@ -478,6 +488,7 @@ class Store:
                 return
             log.error("lingering writes lost (%s): some replies may be sent twice", exc)
             self.committed.clear()
+            self._ended()
         self._settled()
 
     def on_commit(self, action: Callable[[], None]) -> None:
@@ -494,6 +505,12 @@ class Store:
         actions, self.committed = self.committed, []
         for action in actions:
             action()
+        self._ended()
+
+    def _ended(self) -> None:
+        """The transaction is over (committed or rolled back): the progress cache holds again."""
+        self.written.clear()
+        self.bypass = False
 
     # --- learners -------------------------------------------------------------------
 
@@ -521,10 +538,29 @@ class Store:
     # Plain SQL here and in `record`: these run for every answer.
 
     def progress(self, learner: str, lesson: str, chat: str) -> Progress | None:
+        key = (learner, lesson, chat)
+        usable = not self.bypass and key not in self.written
+        if usable and key in self.cached:
+            return self.cached[key]
         row = self.db.execute(
             f"SELECT {PROGRESS_COLUMNS} FROM progress WHERE learner = ? AND lesson = ? AND chat = ?", [learner, lesson, chat]
         ).fetchone()
-        return None if row is None else Progress.from_row(dict(zip(PROGRESS_FIELDS, row)))
+        found = None if row is None else Progress.from_row(dict(zip(PROGRESS_FIELDS, row)))
+        if usable:
+            self._cache(key, found)
+        return found
+
+    def _uncache(self) -> None:
+        """Progress rows are being deleted in this transaction: read them from the database
+        until it ends, and start the cache again once it commits."""
+        self.bypass = True
+        self.cached = {}
+        self.on_commit(lambda: self.cached.clear())
+
+    def _cache(self, key: tuple[str, str, str], progress: Progress | None) -> None:
+        if len(self.cached) > 20_000:  # a cache: start again
+            self.cached = {}
+        self.cached[key] = progress
 
     def latest_progress(self, learner: str, chat: str) -> Progress | None:
         """The lesson this learner worked on last in this chat."""
@@ -575,7 +611,7 @@ class Store:
         # `fold` in SQL: one statement, without reading the row first.
         row = fold(None, event)
         row["restarted"] = int(json.loads(event["input"])["kind"] == "start")
-        self.db.execute(
+        started_at, finished_at = self.db.execute(
             "INSERT INTO progress (learner, lesson, chat, lesson_hash, node, section, score, finished, started_at, "
             "updated_at, finished_at, last_event, state) VALUES (:learner, :lesson, :chat, :lesson_hash, :node, :section, "
             ":score, :finished, :started_at, :updated_at, :finished_at, :last_event, :state) "
@@ -584,9 +620,16 @@ class Store:
             "started_at = CASE WHEN :restarted THEN excluded.started_at ELSE progress.started_at END, "
             "finished_at = CASE WHEN :restarted THEN excluded.finished_at "
             "ELSE COALESCE(progress.finished_at, excluded.finished_at) END, "
-            "updated_at = excluded.updated_at, last_event = excluded.last_event, state = excluded.state",
+            "updated_at = excluded.updated_at, last_event = excluded.last_event, state = excluded.state "
+            "RETURNING started_at, finished_at",
             row,
+        ).fetchone()
+        key = (learner, lesson, chat)
+        progress = Progress(
+            learner, lesson, chat, lesson_hash, result.state, started_at, row["updated_at"], finished_at, event["id"]
         )
+        self.written.add(key)
+        self.on_commit(lambda: self._cache(key, progress))
         return event
 
     def last_input(self, learner: str, lesson: str, chat: str) -> dict[str, Any] | None:
@@ -601,6 +644,7 @@ class Store:
     def rebuild_progress(self) -> None:
         """Recompute the whole progress table from the event log."""
         with self.atomic():
+            self._uncache()
             self.db.execute("DELETE FROM progress")
             rows: dict[tuple[str, str, str], dict[str, Any]] = {}
             for event in self.db["events"].rows_where(order_by="id"):
@@ -632,6 +676,7 @@ class Store:
         # UPDATE moved within its page.
         self.known.pop(learner, None)
         with self.atomic():
+            self._uncache()
             self.db.execute("UPDATE assignments SET created_by = NULL WHERE created_by = ?", [learner])
             self.db.execute("DELETE FROM reviews WHERE event IN (SELECT id FROM events WHERE learner = ?)", [learner])
             self.db.execute("UPDATE reviews SET reviewer = NULL WHERE reviewer = ?", [learner])

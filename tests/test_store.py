@@ -70,6 +70,47 @@ def test_finish_and_restart_set_the_dates(store, clock, tiny):
     assert (again.started_at, again.finished_at) == ("2025-04-12T09:02:00.000+00:00", None)
 
 
+def fresh(store: Store, learner: str, lesson: str, chat: str):
+    """The progress row read from the table itself, past the store's cache."""
+    row = store.db.execute(
+        f"SELECT {bot.store.PROGRESS_COLUMNS} FROM progress WHERE learner = ? AND lesson = ? AND chat = ?",
+        [learner, lesson, chat],
+    ).fetchone()
+    return None if row is None else bot.store.Progress.from_row(dict(zip(bot.store.PROGRESS_FIELDS, row)))
+
+
+def test_the_progress_read_is_always_the_table(store, clock, tiny):
+    """`progress` answers from memory what the store itself committed; what a rolled-back
+    transaction wrote, or `forget` deleted, is never answered from there."""
+    lesson, key = tiny.lesson, ("a", "tiny", "c")
+    assert store.progress(*key) is None
+    act(store, lesson, "a", "c", Start())
+    assert store.progress(*key) == fresh(store, *key) is not None
+    clock.tick()
+    act(store, lesson, "a", "c", Continue("hello"))  # a finish and a restart set dates in SQL
+    assert store.progress(*key) == fresh(store, *key)
+    assert store.progress(*key).state.node == "claim"
+
+    with pytest.raises(RuntimeError), store.atomic():
+        act(store, lesson, "a", "c", Continue("claim"))
+        assert store.progress(*key) == fresh(store, *key)  # inside: its own write
+        assert store.progress(*key).state.node != "claim"
+        raise RuntimeError("the handler failed")
+    assert store.progress(*key) == fresh(store, *key)
+    assert store.progress(*key).state.node == "claim"  # the rolled-back move is gone
+
+    with store.atomic():
+        store.forget("a")
+        assert store.progress(*key) is None
+    assert store.progress(*key) is None and fresh(store, *key) is None
+    act(store, lesson, "a", "c", Start())
+    assert store.progress(*key) == fresh(store, *key) is not None
+
+    act(store, lesson, "a", "c", Continue("hello"))
+    store.rebuild_progress()
+    assert store.progress(*key) == fresh(store, *key)
+
+
 def test_latest_and_all_progress(store, clock, tiny, lesson_text):
     other = load_text(lesson_text(("id: tiny", "id: other")), "other.yaml").lesson
     act(store, tiny.lesson, "a", "c", Start())
