@@ -456,16 +456,17 @@ class Store:
         finally:
             self.depth -= 1
 
-    async def durable(self) -> None:
+    async def durable(self, stop: asyncio.Event | None = None) -> None:
         """Return once the lingering writes are committed: by the next transaction if one
-        comes within `LINGER`, else here. Raises (as `settle(strict=True)`) if that fails."""
+        comes within `LINGER`, else here (a database that cannot commit for now is waited
+        out, as by `wait_out`)."""
         if self.linger is not None:
             self.committing = self.committing or asyncio.Event()
             try:
                 await asyncio.wait_for(self.committing.wait(), LINGER)
             except asyncio.TimeoutError:
                 pass
-        self.settle(strict=True)
+        await wait_out(lambda: self.settle(strict=True), "storing updates", stop)
 
     def settle(self, strict: bool = False) -> None:
         """Commit the lingering writes now, if any (before the process stops, before telling

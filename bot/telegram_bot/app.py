@@ -259,20 +259,6 @@ async def fetch(app: Application, offset: int | None) -> list[Any]:
     return result if isinstance(result, list) else []
 
 
-async def durable(store: Store, stop: asyncio.Event) -> None:
-    """`Store.durable`, waiting out a database that cannot commit for now."""
-    delay = 0.5
-    while True:
-        try:
-            return await store.durable()
-        except Exception as exc:
-            if not transient(exc) or stop.is_set():
-                raise
-            log.warning("database unavailable while storing updates (%s); trying again in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
 async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Fetch updates until `stop`; store each batch before the next call confirms it."""
     inbox = services(app).inbox
@@ -280,7 +266,7 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
     delay = 1.0
     while not stop.is_set():
         # This call tells Telegram the last batch arrived: it must be committed first.
-        await durable(inbox.store, stop)
+        await inbox.store.durable(stop)
         try:
             batch = await fetch(app, offset)
         except RetryAfter as exc:
