@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.database_file import Db, applied_migrations, open_database
-from bot.engine import Input, Result, State, input_to_dict
+from bot.engine import Input, Result, Start, State, input_to_dict
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -274,9 +274,10 @@ class Progress:
         )
 
 
-def fold(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
-    """The progress row after `event`, given the row before it (None for the first)."""
-    state = State.from_dict(json.loads(event["state"]))
+def fold(previous: dict[str, Any] | None, event: dict[str, Any], state: State | None = None) -> dict[str, Any]:
+    """The progress row after `event`, given the row before it (None for the first).
+    `state`: the event's state, if the caller has it already (else read from its JSON)."""
+    state = state or State.from_dict(json.loads(event["state"]))
     restarted = json.loads(event["input"])["kind"] == "start"
     started_at = event["at"] if restarted or previous is None else previous["started_at"]
     finished_at = None if restarted or previous is None else previous["finished_at"]
@@ -610,8 +611,8 @@ class Store:
         )
         event["id"] = cursor.lastrowid
         # `fold` in SQL: one statement, without reading the row first.
-        row = fold(None, event)
-        row["restarted"] = int(json.loads(event["input"])["kind"] == "start")
+        row = fold(None, event, result.state)
+        row["restarted"] = int(isinstance(value, Start))
         started_at, finished_at = self.db.execute(
             "INSERT INTO progress (learner, lesson, chat, lesson_hash, node, section, score, finished, started_at, "
             "updated_at, finished_at, last_event, state) VALUES (:learner, :lesson, :chat, :lesson_hash, :node, :section, "

@@ -249,7 +249,7 @@ def test_event_and_progress_are_one_transaction(store, tiny, monkeypatch):
     act(store, tiny.lesson, "a", "c", Start())
     events_before, progress_before = rows(store, "events"), rows(store, "progress")
 
-    def broken_fold(previous, event):
+    def broken_fold(previous, event, state=None):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(bot.store, "fold", broken_fold)
