@@ -319,7 +319,6 @@ class Store:
         self.depth = 0  # transactions and savepoints open (`atomic`, `lingering`)
         self.linger: asyncio.TimerHandle | None = None  # the `settle` due for lingering writes
         self.committed: list[Callable[[], None]] = []  # `on_commit` actions waiting
-        self.committing: asyncio.Event | None = None  # set when lingering writes commit (`durable`)
         # Progress rows as committed, by (learner, lesson, chat): what `progress` read or `record`
         # wrote. While the bot runs it is the database's only writer (its single-instance lock),
         # so an answer needs no SELECT. Rows written in the open transaction are read from the
@@ -375,8 +374,7 @@ class Store:
     # `atomic` commits with its own writes, or `settle` commits within `LINGER` seconds. Under
     # a full class the bot then makes one commit per answer, not one per answer and one per
     # reply sent. A crash in between loses the lingering writes, so only writes whose loss
-    # costs a repeat belong there: an outbox "sent" mark (the reply goes out again), a batch of
-    # updates Telegram has not yet been told arrived (it sends them again).
+    # costs a repeat belong there: an outbox "sent" mark (the reply goes out again).
 
     @contextmanager
     def atomic(self) -> Iterator[Db]:
@@ -457,22 +455,9 @@ class Store:
         finally:
             self.depth -= 1
 
-    async def durable(self, stop: asyncio.Event | None = None) -> None:
-        """Return once the lingering writes are committed: by the next transaction if one
-        comes within `LINGER`, else here (a database that cannot commit for now is waited
-        out, as by `wait_out`)."""
-        if self.linger is not None:
-            self.committing = self.committing or asyncio.Event()
-            try:
-                await asyncio.wait_for(self.committing.wait(), LINGER)
-            except asyncio.TimeoutError:
-                pass
-        await wait_out(lambda: self.settle(strict=True), "storing updates", stop)
-
-    def settle(self, strict: bool = False) -> None:
-        """Commit the lingering writes now, if any (before the process stops, before telling
-        Telegram which updates arrived). If the commit fails, they wait for the next try;
-        `strict` then raises the error as well."""
+    def settle(self) -> None:
+        """Commit the lingering writes now, if any (before the process stops). If the commit
+        fails, they wait for the next try."""
         conn = self.db.conn
         if self.depth or not conn.in_transaction:
             return
@@ -485,8 +470,6 @@ class Store:
                     self.linger = asyncio.get_running_loop().call_later(LINGER * 10, self.settle)
                 except RuntimeError:
                     pass
-                if strict:
-                    raise
                 return
             log.error("lingering writes lost (%s): some replies may be sent twice", exc)
             self.committed.clear()
@@ -501,9 +484,6 @@ class Store:
         if self.linger is not None:
             self.linger.cancel()
             self.linger = None
-        if self.committing is not None:
-            self.committing.set()
-            self.committing = None
         actions, self.committed = self.committed, []
         for action in actions:
             action()

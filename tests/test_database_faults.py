@@ -83,7 +83,7 @@ async def test_a_full_disk_is_waited_out(tmp_path: Path, caplog) -> None:
             h.store.db.execute("PRAGMA max_page_count = 1073741823")  # room again
             for update_id in update_ids:
                 await h.handled(update_id, timeout=15)
-        assert WELCOME in h.telegram.bot_messages(BOB)[-1]["text"]
+        assert any(WELCOME in message["text"] for message in h.telegram.bot_messages(BOB))
         continues = [e for e in h.events(ALICE) if e["input"]["kind"] == "continue"]
         assert [e["update_id"] for e in continues] == [update_ids[1]]
         assert h.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -262,11 +262,15 @@ async def fetch(app: Application, offset: int | None) -> list[Any]:
 async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Fetch updates until `stop`; store each batch before the next call confirms it."""
     inbox = services(app).inbox
-    offset = await wait_out(inbox.next_offset, "reading the inbox")
+    # The first call confirms nothing: Telegram sends every update not yet confirmed, and
+    # those stored before the last stop are recognised (`Inbox.receive`).
+    offset = None
     delay = 1.0
     while not stop.is_set():
         # This call tells Telegram the last batch arrived: it must be committed first.
-        await inbox.store.durable(stop)
+        await inbox.confirmable(stop)
+        if stop.is_set():
+            break
         try:
             batch = await fetch(app, offset)
         except RetryAfter as exc:
@@ -290,12 +294,12 @@ async def poll(app: Application, dispatcher: Dispatcher, stop: asyncio.Event) ->
             log.error("getUpdates returned %d item(s) that are not updates; skipped", len(batch) - len(usable))
         if not usable:
             continue
-        # Not confirmed until stored: if storing fails, the same batch is fetched again.
+        # Not confirmed until stored (`Inbox.confirmable`): if that fails, the batch comes again.
         if not database_in_place(inbox.store):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
             continue
-        fresh = await wait_out(lambda: inbox.add(usable, app.bot, linger=True), "storing updates", stop)
+        fresh = await wait_out(lambda: inbox.receive(usable, app.bot), "reading the inbox", stop)
         for update in fresh:
             dispatcher.submit(update)
         offset = max(raw["update_id"] for raw in usable) + 1

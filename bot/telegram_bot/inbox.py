@@ -5,6 +5,12 @@
 as the answer they carry when there is one. A handled update keeps only its id: what it
 said lives on in the event log, if anywhere.
 
+A polled update is written once: its handler's transaction stores it already handled.
+Until then it is held in memory (`receive`), and before the next getUpdates call tells
+Telegram it arrived, those whose handlers have not committed by then are stored to be
+handled (`confirmable`). A crash before that call loses nothing: Telegram sends the
+unconfirmed updates again, and those already stored are recognised.
+
 An update that cannot be read (python-telegram-bot cannot parse it) or that a handler
 failed on for good is *set aside*: marked handled with its error, its content kept for
 a person to look at (`tutorbot inbox`), so that it never stops the bot nor blocks the chat
@@ -20,11 +26,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from telegram import Bot, Update
 
-from bot.store import Store
+from bot.store import LINGER, Store, wait_out
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +111,24 @@ def _check(update: Update) -> None:
         raise ValueError("message text that is not a string")
 
 
+class Arrival(NamedTuple):
+    """A polled update's inbox row, held in memory until its handler stores it (`Inbox.receive`)."""
+
+    learner: str | None
+    chat: str | None
+    payload: str
+    received_at: str
+
+
 class Inbox:
     """Stored Telegram updates."""
 
     def __init__(self, store: Store):
         self.store = store
         self.handled: set[int] = set()  # ids marked handled in a committed transaction (see `is_handled`)
+        self.arrived: dict[int, Arrival] = {}  # polled, not yet in a committed row (see `receive`)
+        self.seen_below: int | None = None  # ids below may be stored already: `receive` looks them up
+        self.emptied: asyncio.Event | None = None  # set when the last arrival is stored (`confirmable`)
 
     def add(self, raws: Iterable[dict[str, Any]], bot: Bot, linger: bool = False) -> list[Update]:
         """Store raw updates in one transaction; return those not seen before, parsed, in order.
@@ -136,6 +154,83 @@ class Inbox:
                     self.set_aside(raw["update_id"], f"cannot be read: {type(exc).__name__}: {exc}")
         return fresh
 
+    def receive(self, raws: Iterable[dict[str, Any]], bot: Bot) -> list[Update]:
+        """Polled updates: those not seen before, parsed, in order, held in memory until
+        their handlers store them (`mark_handled`) or `confirmable` does.
+
+        One that cannot be parsed is stored and set aside at once. Every item must be a dict
+        with a valid `update_id` (see `valid_update_id`)."""
+        seen_below = (self.next_offset() or 0) if self.seen_below is None else self.seen_below
+        new: dict[int, dict[str, Any]] = {}
+        for raw in raws:  # (reads first: a failure here changes nothing, and the batch is read again)
+            update_id = raw["update_id"]
+            if update_id in self.arrived or update_id in new or update_id < seen_below and self._stored(update_id):
+                continue
+            new[update_id] = raw
+        self.seen_below = max([seen_below, *(update_id + 1 for update_id in new)])
+        fresh: list[Update] = []
+        now = self.store.now()
+        for update_id, raw in new.items():
+            learner, chat = _raw_ids(raw)
+            self.arrived[update_id] = Arrival(learner, chat, _payload(raw), now)
+            try:
+                fresh.append(read_update(raw, bot))
+            except Exception as exc:  # noqa: BLE001 - any parse failure sets the update aside
+                error = f"cannot be read: {type(exc).__name__}: {exc}"
+                try:
+                    with self.store.atomic():
+                        self.set_aside(update_id, error)
+                except Exception:  # noqa: BLE001 - stored unhandled instead; set aside at the next start
+                    log.warning("update %s cannot be read (%s); it waits for the next start", update_id, error)
+        return fresh
+
+    def _stored(self, update_id: int) -> bool:
+        return self.store.db.execute("SELECT 1 FROM inbox WHERE update_id = ?", [update_id]).fetchone() is not None
+
+    def _store_arrival(self, update_id: int, handled: bool = False) -> None:
+        """Write an arrival's row in the open transaction; forget the arrival once it commits."""
+        arrival = self.arrived[update_id]
+        values = [update_id, arrival.learner, arrival.chat, arrival.received_at]
+        if handled:  # one statement on an answer's path: a row stored since is marked instead
+            self.store.db.execute(
+                "INSERT INTO inbox (update_id, learner, chat, payload, received_at, handled_at) "
+                "VALUES (?, ?, ?, '{}', ?, ?) ON CONFLICT (update_id) DO UPDATE SET "
+                "handled_at = excluded.handled_at, payload = '{}' WHERE inbox.handled_at IS NULL",
+                [*values, self.store.now()],
+            )
+        else:
+            self.store.db.execute(
+                "INSERT OR IGNORE INTO inbox (update_id, learner, chat, received_at, payload) VALUES (?, ?, ?, ?, ?)",
+                [*values, arrival.payload],
+            )
+        self.store.on_commit(lambda: self._arrival_stored(update_id))
+
+    def _arrival_stored(self, update_id: int) -> None:
+        self.arrived.pop(update_id, None)
+        if not self.arrived and self.emptied is not None:
+            self.emptied.set()
+
+    async def confirmable(self, stop: asyncio.Event | None = None) -> None:
+        """Return once every update received is in a committed row, so that the next
+        getUpdates call may tell Telegram they arrived. Handlers usually commit theirs
+        within milliseconds: they get up to `LINGER` seconds, then the rest are stored to
+        be handled (a database that cannot commit for now is waited out)."""
+        if self.arrived:
+            self.emptied = asyncio.Event()
+            try:
+                await asyncio.wait_for(self.emptied.wait(), LINGER)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self.emptied = None
+        while self.arrived and not (stop is not None and stop.is_set()):
+            await wait_out(self._store_arrivals, "storing updates", stop)
+
+    def _store_arrivals(self) -> None:
+        with self.store.atomic():
+            for update_id in list(self.arrived):
+                self._store_arrival(update_id)
+
     def pending(self, bot: Bot) -> list[Update]:
         """Stored updates not yet handled, oldest first; one that cannot be read is set aside."""
         rows = self.store.db.execute(
@@ -152,14 +247,19 @@ class Inbox:
 
     def mark_handled(self, update_id: int) -> None:
         """Done with an update: keep its id (to spot a redelivery), drop its content."""
-        self.store.db.execute(
-            "UPDATE inbox SET handled_at = ?, payload = '{}' WHERE update_id = ? AND handled_at IS NULL",
-            [self.store.now(), update_id],
-        )
+        if update_id in self.arrived:
+            self._store_arrival(update_id, handled=True)
+        else:
+            self.store.db.execute(
+                "UPDATE inbox SET handled_at = ?, payload = '{}' WHERE update_id = ? AND handled_at IS NULL",
+                [self.store.now(), update_id],
+            )
         self.store.on_commit(lambda: self.handled.add(update_id))
 
     def set_aside(self, update_id: int, error: str) -> None:
         """Give up on an update: mark it handled, keep its content and the error."""
+        if update_id in self.arrived:
+            self._store_arrival(update_id)
         now = self.store.now()
         error = error[:2000].encode("utf-8", "backslashreplace").decode()  # storable, whatever the update held
         self.store.db.execute(
@@ -183,7 +283,9 @@ class Inbox:
         return cursor.rowcount
 
     def received_at(self, update_id: int) -> str | None:
-        """When the update was stored (a store timestamp), or None if it is not in the inbox."""
+        """When the update was received (a store timestamp), or None if it is not in the inbox."""
+        if update_id in self.arrived:
+            return self.arrived[update_id].received_at
         row = self.store.db.execute("SELECT received_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()
         return None if row is None else row[0]
 
@@ -196,7 +298,9 @@ class Inbox:
         if len(self.handled) > 10_000:  # ids marked by handlers nobody asked about: start again
             self.handled.clear()
         row = self.store.db.execute("SELECT handled_at FROM inbox WHERE update_id = ?", [update_id]).fetchone()
-        return row is None or row[0] is not None
+        if row is None:
+            return update_id not in self.arrived
+        return row[0] is not None
 
     def next_offset(self) -> int | None:
         """The getUpdates offset that confirms everything stored so far."""
