@@ -125,11 +125,15 @@ if _PATH:
     import time
 
     _perf = time.perf_counter
-    _totals = {"statements": 0, "commits": 0, "seconds": 0.0, "commit_seconds": 0.0, "fetch_seconds": 0.0}
+    _totals = {"statements": 0, "control": 0, "commits": 0, "seconds": 0.0, "commit_seconds": 0.0, "fetch_seconds": 0.0}
+    _CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "COMMIT", "END", "ROLLBACK")
 
     def _count(sql, seconds, many=False):
         _totals["statements"] += 1
         _totals["seconds"] += seconds
+        words = sql.split(None, 1)
+        if not many and words and words[0].upper() in _CONTROL:
+            _totals["control"] += 1
         if not many and sql.lstrip()[:6].upper() in ("COMMIT", "END"):
             _totals["commits"] += 1
             _totals["commit_seconds"] += seconds
