@@ -10,6 +10,7 @@ they moved on is refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import CallbackQuery, Message, Update
@@ -50,7 +51,17 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if review.handles(query.data):  # instructor review: the files, and reviewing reflections
         await _review_button(update, context, s, query)
         return
-    await _answer(s, query, None)
+    # The tap is answered at once, so the button stops spinning, while the answer is
+    # recorded: the commit does not wait for a Bot API call (they queue under load).
+    acknowledging = asyncio.create_task(_answer(s, query, None))
+    try:
+        take(s, person, update, query)
+    finally:
+        await acknowledging
+
+
+def take(s: Services, person: Who, update: Update, query: CallbackQuery) -> None:
+    """Record what a tap in a private chat means, and queue its replies."""
     try:
         pressed = parse_button(query.data)
         if not isinstance(pressed, ConfirmButton) and pressed.lesson not in s.tutor.lessons:

@@ -30,10 +30,13 @@ from typing import Any, NamedTuple
 
 from telegram import Bot, Update
 
-from bot.store import LINGER, Store, wait_out
+from bot.store import Store, wait_out
 
 log = logging.getLogger(__name__)
 
+# Seconds the handlers of a polled batch get to commit (writing each update once) before
+# the rest of the batch is stored to be handled (`Inbox.confirmable`).
+HANDLING_WAIT = 0.05
 MAX_UPDATE_ID = 2**53  # Telegram's ids fit in 52 bits; anything larger is not from Telegram
 
 
@@ -213,12 +216,12 @@ class Inbox:
     async def confirmable(self, stop: asyncio.Event | None = None) -> None:
         """Return once every update received is in a committed row, so that the next
         getUpdates call may tell Telegram they arrived. Handlers usually commit theirs
-        within milliseconds: they get up to `LINGER` seconds, then the rest are stored to
+        within milliseconds: they get up to `HANDLING_WAIT` seconds, then the rest are stored to
         be handled (a database that cannot commit for now is waited out)."""
         if self.arrived:
             self.emptied = asyncio.Event()
             try:
-                await asyncio.wait_for(self.emptied.wait(), LINGER)
+                await asyncio.wait_for(self.emptied.wait(), HANDLING_WAIT)
             except asyncio.TimeoutError:
                 pass
             finally:
