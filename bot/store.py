@@ -326,6 +326,7 @@ class Store:
         self.cached: dict[tuple[str, str, str], Progress | None] = {}
         self.written: set[tuple[str, str, str]] = set()
         self.bypass = False
+        self.epoch = 0  # counts `forget` and `rebuild_progress`: what others keep in memory is stale
         self._open()
 
     def _open(self) -> None:
@@ -537,6 +538,7 @@ class Store:
         until it ends, and start the cache again once it commits."""
         self.bypass = True
         self.cached = {}
+        self.epoch += 1
         self.on_commit(lambda: self.cached.clear())
 
     def _cache(self, key: tuple[str, str, str], progress: Progress | None) -> None:

@@ -93,6 +93,12 @@ class Outbox:
         self.changes: dict[int, int] = {}
         self.tick = 0
         self.forgot_changes_at = 0  # `changes` is a cache: older entries are dropped at times
+        # Chat id -> its waiting rows, for chats where this process knows them all: read whole
+        # from the table, then kept up to date as rows are added (on commit) and sent, so a
+        # flush need not read them. Any other change to a chat's waiting rows (superseded,
+        # given up, an attempt counted) drops its entry, and so does `Store.forget`.
+        self.queued: dict[int, list[Row]] = {}
+        self.epoch = store.epoch
         # Turns to send, first come first served. python-telegram-bot's rate limiter lets its
         # waiters race for each free slot, so with hundreds of chats waiting some waited two
         # rounds and others none; only `SENDS_AT_ONCE` wait there now, the rest queue in order.
@@ -175,6 +181,7 @@ class Outbox:
         if chat_id in self.clean:
             return
         self.clean.add(chat_id)
+        self.queued.pop(chat_id, None)
         if len(self.clean) > 100_000:  # a cache: start again
             self.clean = {chat_id}
         self.store.on_commit(lambda: self._changed(chat_id))
@@ -184,12 +191,19 @@ class Outbox:
         )
 
     def _insert(self, chat_id: int, kind: str, body: dict, step: str | None, update_id: int | None, droppable: bool, priority: int) -> None:
-        self.store.on_commit(lambda: self._changed(chat_id))
-        self.store.db.execute(
+        text = well_formed(json.dumps(body, ensure_ascii=False))
+        cursor = self.store.db.execute(
             "INSERT INTO outbox (chat, chat_id, kind, body, step, droppable, priority, update_id, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [f"tg:{chat_id}", chat_id, kind, well_formed(json.dumps(body, ensure_ascii=False)), step, int(droppable), priority, update_id, self.store.now()],
+            [f"tg:{chat_id}", chat_id, kind, text, step, int(droppable), priority, update_id, self.store.now()],
         )
+        row = Row(cursor.lastrowid, chat_id, kind, json.loads(text), 0)  # as `_waiting` would read it
+        self.store.on_commit(lambda: self._added(row))
+
+    def _added(self, row: Row) -> None:
+        self._changed(row.chat_id)
+        if row.chat_id in self.queued:
+            self.queued[row.chat_id].append(row)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -293,11 +307,29 @@ class Outbox:
 
     def _waiting(self, chat_id: int) -> list[Row]:
         """The chat's first `READ_AT_ONCE` rows waiting to go out, in order."""
-        rows = self.store.db.execute(
+        if self.epoch != self.store.epoch:  # learners were forgotten: their rows are gone
+            self.queued.clear()
+            self.epoch = self.store.epoch
+        if chat_id in self.queued:
+            return self.queued[chat_id][:READ_AT_ONCE]
+        found = self.store.db.execute(
             f"SELECT id, chat_id, kind, body, attempts FROM outbox WHERE chat_id = ? AND {PENDING} ORDER BY id LIMIT ?",
             [chat_id, READ_AT_ONCE],
         ).fetchall()
-        return [Row(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
+        rows = [Row(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in found]
+        if len(rows) < READ_AT_ONCE:  # all of them
+            if len(self.queued) >= 10_000:  # a cache: keep the chats with rows waiting
+                self.queued = {chat: rows for chat, rows in self.queued.items() if rows}
+            self.queued[chat_id] = list(rows)
+        return rows
+
+    def _went(self, row: Row) -> None:
+        """The row is no longer waiting (sent, or given up): out of `queued`."""
+        rows = self.queued.get(row.chat_id)
+        if rows and rows[0].id == row.id:
+            rows.pop(0)
+        elif rows is not None:
+            del self.queued[row.chat_id]  # not what it expected: read the table next time
 
     def _changed(self, chat_id: int) -> None:
         """Note a committed change to the chat's waiting rows."""
@@ -385,20 +417,20 @@ class Outbox:
                 return True
             log.warning("outbox: %s to chat %s refused by Telegram: %s", row.kind, row.chat_id, exc)
             error = f"refused: {exc}"
-            await wait_out(lambda: self._fail(row.id, error), "recording what was sent")
+            await wait_out(lambda: self._fail(row, error), "recording what was sent")
             return True
         except (TelegramError, OSError) as exc:  # network, 5xx, flood control, a revoked token
             attempts, error = row.attempts + 1, f"{type(exc).__name__}: {exc}"
             if row.kind in ("edit", "stop_poll") and attempts >= EDIT_ATTEMPTS and not isinstance(exc, InvalidToken):
                 # An edit only tidies a message up: it must not hold the chat's replies back for good.
                 log.warning("outbox: giving up on an edit in chat %s after %d tries (%s)", row.chat_id, attempts, error)
-                await wait_out(lambda: self._fail(row.id, f"gave up: {error}"), "recording what was sent")
+                await wait_out(lambda: self._fail(row, f"gave up: {error}"), "recording what was sent")
                 return True
             wait = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
             self.retry_at[row.chat_id] = asyncio.get_running_loop().time() + wait
             level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
             log.log(level, "outbox: %s to chat %s failed (%s); trying again in %.0f s", row.kind, row.chat_id, error, wait)
-            await wait_out(lambda: self._count_attempt(row.id, error), "recording what was sent")
+            await wait_out(lambda: self._count_attempt(row, error), "recording what was sent")
             return False
         # Telegram has it now. A crash before the next line sends it again at the next start.
         await wait_out(lambda: self._mark_sent(row, message_id, poll_id), "recording what was sent")
@@ -455,6 +487,7 @@ class Outbox:
     # --- recording outcomes ----------------------------------------------------------------
 
     def _mark_sent(self, row: Row, message_id: int | None, poll_id: str | None = None) -> None:
+        self._went(row)
         if row.body.get("erase"):
             with self.store.atomic():
                 self.store.db.execute("DELETE FROM outbox WHERE id = ?", [row.id])
@@ -468,15 +501,17 @@ class Outbox:
                 [self.store.now(), message_id, poll_id, row.id],
             )
 
-    def _fail(self, row_id: int, error: str) -> None:
+    def _fail(self, row: Row, error: str) -> None:
+        self.queued.pop(row.chat_id, None)
         with self.store.atomic():
             self.store.db.execute(
                 "UPDATE outbox SET failed_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
-                [self.store.now(), error[:500], row_id],
+                [self.store.now(), error[:500], row.id],
             )
 
     def _fail_chat(self, chat_id: int, error: str) -> None:
         """The chat is closed to the bot: nothing waiting for it can be sent."""
+        self.queued.pop(chat_id, None)
         self.store.on_commit(lambda: self._changed(chat_id))
         with self.store.atomic():
             if chat_id > 0:  # a private chat: its learner blocked the bot; their progress is kept
@@ -492,10 +527,11 @@ class Outbox:
                 [self.store.now(), error[:500], chat_id],
             )
 
-    def _count_attempt(self, row_id: int, error: str) -> None:
+    def _count_attempt(self, row: Row, error: str) -> None:
+        self.queued.pop(row.chat_id, None)
         with self.store.atomic():
             self.store.db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?", [error[:500], row_id]
+                "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?", [error[:500], row.id]
             )
 
 
