@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -342,27 +343,27 @@ class Dispatcher:
         self.handle = handle
         self.flush = flush
         self.flush_every = flush_every
-        self.queues: dict[str, asyncio.Queue[Update]] = {}
+        self.queues: dict[str, deque[Update]] = {}  # (a plain deque: a chat's worker never waits on it)
         self.workers: dict[str, asyncio.Task[None]] = {}
 
     def submit(self, update: Update) -> None:
         key = chat_key(update)
-        queue = self.queues.setdefault(key, asyncio.Queue())
-        queue.put_nowait(update)
+        queue = self.queues.setdefault(key, deque())
+        queue.append(update)
         if key not in self.workers:
             self.workers[key] = asyncio.create_task(self._work(key, queue), name=f"chat {key}")
 
-    async def _work(self, key: str, queue: asyncio.Queue[Update]) -> None:
+    async def _work(self, key: str, queue: deque[Update]) -> None:
         loop = asyncio.get_running_loop()
         flushed = loop.time()
         try:
-            while not queue.empty():
-                update = queue.get_nowait()
+            while queue:
+                update = queue.popleft()
                 try:
                     await self.handle(update)
                 except Exception:  # one bad update must not stop the chat's queue
                     log.exception("update %s could not be handled", update.update_id)
-                if self.flush is not None and (queue.empty() or loop.time() - flushed >= self.flush_every):
+                if self.flush is not None and (not queue or loop.time() - flushed >= self.flush_every):
                     try:
                         await self.flush(key)
                     except Exception:  # the outbox keeps what it could not send
@@ -370,7 +371,7 @@ class Dispatcher:
                     flushed = loop.time()
         finally:
             del self.workers[key]
-            if queue.empty():
+            if not queue:
                 del self.queues[key]
 
     async def drain(self) -> None:
