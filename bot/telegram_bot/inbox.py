@@ -120,7 +120,7 @@ class Arrival(NamedTuple):
 
     learner: str | None
     chat: str | None
-    payload: str
+    raw: dict[str, Any]  # as Telegram sent it: stored only if its handler is late
     received_at: str
 
 
@@ -134,16 +134,15 @@ class Inbox:
         self.seen_below: int | None = None  # ids below may be stored already: `receive` looks them up
         self.emptied: asyncio.Event | None = None  # set when the last arrival is stored (`confirmable`)
 
-    def add(self, raws: Iterable[dict[str, Any]], bot: Bot, linger: bool = False) -> list[Update]:
-        """Store raw updates in one transaction; return those not seen before, parsed, in order.
+    def add(self, raws: Iterable[dict[str, Any]], bot: Bot) -> list[Update]:
+        """Store raw updates in one transaction; return those not seen before, parsed, in order
+        (a webhook's updates: stored before Telegram hears back).
 
         One that cannot be parsed is stored and set aside at once, in the same transaction.
-        Every item must be a dict with a valid `update_id` (see `valid_update_id`).
-        `linger`: the transaction may commit with the first of their answers (`Store.lingering`);
-        the caller settles it before telling Telegram they arrived."""
+        Every item must be a dict with a valid `update_id` (see `valid_update_id`)."""
         fresh: list[Update] = []
         now = self.store.now()
-        with self.store.lingering() if linger else self.store.atomic():
+        with self.store.atomic():
             for raw in raws:
                 learner, chat = _raw_ids(raw)
                 cursor = self.store.db.execute(
@@ -176,7 +175,7 @@ class Inbox:
         now = self.store.now()
         for update_id, raw in new.items():
             learner, chat = _raw_ids(raw)
-            self.arrived[update_id] = Arrival(learner, chat, _payload(raw), now)
+            self.arrived[update_id] = Arrival(learner, chat, raw, now)
             try:
                 fresh.append(read_update(raw, bot))
             except Exception as exc:  # noqa: BLE001 - any parse failure sets the update aside
@@ -205,7 +204,7 @@ class Inbox:
         else:
             self.store.db.execute(
                 "INSERT OR IGNORE INTO inbox (update_id, learner, chat, received_at, payload) VALUES (?, ?, ?, ?, ?)",
-                [*values, arrival.payload],
+                [*values, _payload(arrival.raw)],
             )
         self.store.on_commit(lambda: self._arrival_stored(update_id))
 
@@ -307,7 +306,7 @@ class Inbox:
         return row[0] is not None
 
     def next_offset(self) -> int | None:
-        """The getUpdates offset that confirms everything stored so far."""
+        """One past the highest update id stored (None if there is none)."""
         (highest,) = self.store.db.execute("SELECT MAX(update_id) FROM inbox").fetchone()
         return None if highest is None else highest + 1
 
