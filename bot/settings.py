@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     rate_group: int = Field(default=20, gt=0)  # messages a minute in one group
     rate_private: float = Field(default=1.0, gt=0)  # messages a second to one person (bursts of a few pass)
     inbox_retention_hours: float = Field(default=48.0, ge=24)  # handled updates' ids kept this long
+    sent_text_retention_hours: float = Field(default=48.0, ge=1)  # sent replies' text kept this long
 
     @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
     @classmethod

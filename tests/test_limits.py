@@ -49,3 +49,57 @@ def test_handled_updates_are_forgotten_after_the_retention_period(tmp_path: Path
     # 1 and 4 go; 2 waits to be handled, 3 was set aside, 5 is recent (and the newest id).
     assert first == 1 and removed == 2 and left == [2, 3, 5]
     assert Inbox(store).next_offset() == 6
+
+
+async def test_sent_replies_keep_their_step_and_lose_their_text_after_the_retention_period(tmp_path: Path, caplog) -> None:
+    import asyncio
+    import logging
+    from datetime import datetime, timezone
+
+    from bot.telegram_bot.app import watch_database
+    from bot.telegram_bot.outbox import trim_sent
+
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    store = Store(tmp_path / "bot.db", clock=lambda: now)
+    old, recent = "2026-01-01T00:00:00.000+00:00", "2026-02-28T12:00:00.000+00:00"
+    rows = [  # id: kind, sent_at, failed_at
+        (1, "send", old, None), (2, "edit", old, None), (3, "send", None, None), (4, "send", None, old),
+        (5, "poll", old, None), (6, "send", recent, None), (7, "send", old, None),
+    ]
+    with store.atomic():
+        for row_id, kind, sent, failed in rows:
+            store.db.execute(
+                "INSERT INTO outbox (id, chat, chat_id, kind, body, step, created_at, sent_at, failed_at, message_id) "
+                "VALUES (?, 'tg:5', 5, ?, ?, 'madman:q1', ?, ?, ?, ?)",
+                [row_id, kind, f'{{"text": "you said: secret {row_id}", "message_id": 1}}', old, sent, failed, row_id],
+            )
+    before = "2026-02-27T00:00:00.000+00:00"
+    with store.atomic():
+        assert trim_sent(store, before, 0, limit=1) == (1, 1)  # a batch at a time, oldest first
+    with store.atomic():
+        assert trim_sent(store, before, 1) == (7, 2)
+        assert trim_sent(store, before, 7) == (7, 0)
+
+    def bodies() -> dict[int, str]:
+        return dict(store.db.execute("SELECT id, body FROM outbox ORDER BY id").fetchall())
+
+    # Sent messages and polls lose their text; an edit (read by `Outbox.edited`), a reply
+    # waiting or given up on, and one sent within the period keep theirs.
+    assert [row_id for row_id, body in bodies().items() if "secret" not in body] == [1, 5, 7]
+    assert Outbox(store, sender=None).message_of(5, "madman:q1") == 7  # type: ignore[arg-type]
+
+    # The bot does it by itself, once an hour (a new database: the first round is at the start).
+    other = Store(tmp_path / "other.db", clock=lambda: now)
+    with other.atomic():
+        other.db.execute(
+            "INSERT INTO outbox (chat, chat_id, kind, body, created_at, sent_at) VALUES ('tg:5', 5, 'send', '{\"text\": \"x\"}', ?, ?)",
+            [old, old],
+        )
+    stop = asyncio.Event()
+    with caplog.at_level(logging.INFO):
+        task = asyncio.create_task(watch_database(other, stop, every=0.01, sent_text_hours=48))
+        await asyncio.sleep(0.2)
+        stop.set()
+        await task
+    assert other.db.execute("SELECT body FROM outbox").fetchone()[0] == "{}"
+    assert "dropped the text of 1 message(s) sent over 48 hours ago" in caplog.text

@@ -42,7 +42,7 @@ from bot.settings import Settings
 from bot.telegram_bot import buttons, groups, handlers, review, study
 from bot.store import Store, transient, wait_out
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
-from bot.telegram_bot.outbox import Outbox
+from bot.telegram_bot.outbox import Outbox, trim_sent
 from bot.telegram_bot.sending import GatedRequest, Sender, seconds
 from bot.telegram_bot.services import Services
 from bot.tutor import Tutor
@@ -54,8 +54,8 @@ POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates call open
 SEND_TIMEOUT = 20  # seconds to wait for Telegram's answer to a send: a slow answer is not a lost message
 SHUTDOWN_GRACE = 5.0  # seconds to finish the updates in hand after SIGTERM
 FLUSH_EVERY = 1.0  # a chat that floods the bot gets its replies sent at least this often
-PRUNE_EVERY = 3600.0  # seconds between two prunings of the inbox
-PRUNE_BATCH = 2000  # handled updates forgotten per transaction
+PRUNE_EVERY = 3600.0  # seconds between two prunings of the inbox and the outbox
+PRUNE_BATCH = 2000  # rows pruned per transaction
 CONNECTIONS = 16  # Bot API calls in flight at once (Telegram takes ~0.1 s a call: room for 160 a second)
 TICK_EVERY = 1.0  # how often group study sessions are checked for a move that is due
 
@@ -146,33 +146,57 @@ def database_in_place(store: Store) -> bool:
         return False
 
 
-async def watch_database(store: Store, stop: asyncio.Event, every: float = 5.0, retention_hours: float = 48.0) -> None:
+async def watch_database(
+    store: Store, stop: asyncio.Event, every: float = 5.0, retention_hours: float = 48.0, sent_text_hours: float = 48.0
+) -> None:
     """Until `stop`: notice (and undo) the database file being deleted under the bot, and
-    once an hour forget the handled updates older than `retention_hours`."""
-    pruned_at = None
+    once an hour forget the handled updates older than `retention_hours` and the text of
+    replies sent more than `sent_text_hours` ago."""
+    pruned_at, trimmed_to = None, 0
     while not stop.is_set():
         database_in_place(store)
         now = asyncio.get_running_loop().time()
         if pruned_at is None or now - pruned_at >= PRUNE_EVERY:
             pruned_at = now
             try:
-                before = (store.clock() - timedelta(hours=retention_hours)).isoformat(timespec="milliseconds")
-                removed = 0
-                while not stop.is_set():  # in batches, each its own short transaction
-                    with store.atomic():
-                        batch = Inbox(store).prune(before, PRUNE_BATCH)
-                    removed += batch
-                    if batch < PRUNE_BATCH:
-                        break
-                    await asyncio.sleep(0.05)  # the updates waiting go first
+                removed = await _in_batches(
+                    store, lambda: Inbox(store).prune(_hours_ago(store, retention_hours), PRUNE_BATCH), stop
+                )
                 if removed:
                     log.info("forgot %d handled update(s) older than %g hours", removed, retention_hours)
+
+                def trim() -> int:
+                    nonlocal trimmed_to
+                    trimmed_to, count = trim_sent(store, _hours_ago(store, sent_text_hours), trimmed_to, PRUNE_BATCH)
+                    return count
+
+                trimmed = await _in_batches(store, trim, stop)
+                if trimmed:
+                    log.info("dropped the text of %d message(s) sent over %g hours ago", trimmed, sent_text_hours)
             except Exception as exc:  # noqa: BLE001 - housekeeping waits for the next round
-                log.warning("pruning the inbox failed (%s); trying again later", exc)
+                log.warning("pruning the database failed (%s); trying again later", exc)
         try:
             await asyncio.wait_for(stop.wait(), every)
         except asyncio.TimeoutError:
             pass
+
+
+def _hours_ago(store: Store, hours: float) -> str:
+    return (store.clock() - timedelta(hours=hours)).isoformat(timespec="milliseconds")
+
+
+async def _in_batches(store: Store, batch: Callable[[], int], stop: asyncio.Event) -> int:
+    """Run `batch` (it returns how many rows it changed, at most `PRUNE_BATCH`) until it
+    changes fewer, each time in its own short transaction; the updates waiting go first."""
+    done = 0
+    while not stop.is_set():
+        with store.atomic():
+            count = batch()
+        done += count
+        if count < PRUNE_BATCH:
+            break
+        await asyncio.sleep(0.05)
+    return done
 
 
 async def study_clock(app: Application, stop: asyncio.Event, every: float = TICK_EVERY) -> None:
@@ -333,7 +357,11 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
     background = [
         asyncio.create_task(s.outbox.run(stop), name="outbox"),
         asyncio.create_task(_register_commands(app, stop), name="commands"),
-        asyncio.create_task(watch_database(s.store, stop, retention_hours=settings.inbox_retention_hours), name="database"),
+        asyncio.create_task(
+            watch_database(s.store, stop, retention_hours=settings.inbox_retention_hours,
+                           sent_text_hours=settings.sent_text_retention_hours),
+            name="database",
+        ),
         asyncio.create_task(study_clock(app, stop), name="study clock"),
     ]
     try:

@@ -535,6 +535,21 @@ class Outbox:
             )
 
 
+def trim_sent(store: Store, before: str, after: int = 0, limit: int = 2000) -> tuple[int, int]:
+    """Drop the text of messages and polls sent before `before` (a store time), up to `limit`
+    rows with ids above `after`, the oldest first. Once sent, nothing reads it again, it is
+    most of the table, and it holds learners' answers echoed back. The row stays: the step it
+    showed, its message id and when it went out are what the bot reads of sent rows.
+    Returns the highest id trimmed (the next call's `after`) and how many were: `limit`
+    means there may be more."""
+    ids = [row[0] for row in store.db.execute(
+        "UPDATE outbox SET body = '{}' WHERE id IN (SELECT id FROM outbox WHERE id > ? AND kind IN ('send', 'poll') "
+        "AND sent_at < ? AND body != '{}' ORDER BY id LIMIT ?) RETURNING id",
+        [after, before, limit],
+    )]
+    return max(ids, default=after), len(ids)
+
+
 def counts(store: Store) -> dict[str, int]:
     """Replies waiting to be sent, and those given up on (blocked, refused; not superseded)."""
     waiting, given_up = store.db.execute(
