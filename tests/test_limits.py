@@ -75,10 +75,11 @@ async def test_sent_replies_keep_their_step_and_lose_their_text_after_the_retent
             )
     before = "2026-02-27T00:00:00.000+00:00"
     with store.atomic():
-        assert trim_sent(store, before, 0, limit=1) == (1, 1)  # a batch at a time, oldest first
+        assert trim_sent(store, before, limit=1) == 1  # a batch at a time, oldest first
+    assert "secret 1\"" not in store.db.execute("SELECT body FROM outbox WHERE id = 1").fetchone()[0]
     with store.atomic():
-        assert trim_sent(store, before, 1) == (7, 2)
-        assert trim_sent(store, before, 7) == (7, 0)
+        assert trim_sent(store, before) == 2
+        assert trim_sent(store, before) == 0
 
     def bodies() -> dict[int, str]:
         return dict(store.db.execute("SELECT id, body FROM outbox ORDER BY id").fetchall())

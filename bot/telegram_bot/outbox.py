@@ -39,7 +39,7 @@ from typing import Any
 from telegram import LinkPreviewOptions
 from telegram.error import BadRequest, InvalidToken, TelegramError
 
-from bot.store import Store, wait_out
+from bot.store import UNTRIMMED, Store, wait_out
 from bot.telegram_bot.render import OutMessage, split
 from bot.telegram_bot.sending import Blocked, Sender
 
@@ -319,7 +319,7 @@ class Outbox:
         rows = [Row(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in found]
         if len(rows) < READ_AT_ONCE:  # all of them
             if len(self.queued) >= 10_000:  # a cache: keep the chats with rows waiting
-                self.queued = {chat: rows for chat, rows in self.queued.items() if rows}
+                self.queued = {chat: waiting for chat, waiting in self.queued.items() if waiting}
             self.queued[chat_id] = list(rows)
         return rows
 
@@ -535,19 +535,17 @@ class Outbox:
             )
 
 
-def trim_sent(store: Store, before: str, after: int = 0, limit: int = 2000) -> tuple[int, int]:
-    """Drop the text of messages and polls sent before `before` (a store time), up to `limit`
-    rows with ids above `after`, the oldest first. Once sent, nothing reads it again, it is
-    most of the table, and it holds learners' answers echoed back. The row stays: the step it
-    showed, its message id and when it went out are what the bot reads of sent rows.
-    Returns the highest id trimmed (the next call's `after`) and how many were: `limit`
-    means there may be more."""
-    ids = [row[0] for row in store.db.execute(
-        "UPDATE outbox SET body = '{}' WHERE id IN (SELECT id FROM outbox WHERE id > ? AND kind IN ('send', 'poll') "
-        "AND sent_at < ? AND body != '{}' ORDER BY id LIMIT ?) RETURNING id",
-        [after, before, limit],
-    )]
-    return max(ids, default=after), len(ids)
+def trim_sent(store: Store, before: str, limit: int = 2000) -> int:
+    """Drop the text of up to `limit` messages and polls sent before `before` (a store time),
+    the oldest first; return how many (`limit` means there may be more). Once sent, nothing
+    reads it again, it is most of the table, and it holds learners' answers echoed back. The
+    row stays: the step it showed, its message id and when it went out are what the bot
+    reads of sent rows. (The rows still to trim have an index: `UNTRIMMED`.)"""
+    return store.db.execute(
+        f"UPDATE outbox SET body = '{{}}' WHERE id IN (SELECT id FROM outbox WHERE {UNTRIMMED} AND sent_at < ? "
+        "ORDER BY id LIMIT ?)",
+        [before, limit],
+    ).rowcount
 
 
 def counts(store: Store) -> dict[str, int]:
