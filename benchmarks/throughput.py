@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSON_PATH = ROOT / "dialogues" / "madman.yaml"
 LESSON_ID = "madman"
 CACHE = Path(tempfile.gettempdir()) / "tutorbot-bench"
-VERSION = 2  # of the generated scale databases: a change of the generator makes new ones
+VERSION = 3  # of the generated scale databases: a change of the generator makes new ones
 LIVE_BASE = 10_000_000  # user ids of live learners
 PREFILL_BASE = 500_000_000  # user ids of the learners a scale database is filled with
 TEMPLATE_LEARNERS = 6  # learners the real bot takes through the lesson for a scale template
@@ -766,8 +766,9 @@ def generate_scale(path: Path, learners: int, template: Path, log: Log) -> dict[
     step spread evenly over it. A copy gets a new user id, ids (events, updates, outbox)
     interleaved with the other copies' as if they had studied side by side, and times
     moved 400 days into the past; its progress row is the product's `fold` over the events it
-    keeps. Learners, events, progress and outbox rows are copied; inbox rows are not (the
-    product forgets handled updates after 48 hours). Plain SQL inside SQLite, in id order,
+    keeps. Learners, events, progress and outbox rows are copied, sent messages without their
+    text; inbox rows are not (the product forgets handled updates, and drops the text of
+    replies sent, after 48 hours). Plain SQL inside SQLite, in id order,
     with the indexes built after the rows are in."""
     from bot.store import Store, fold
 
@@ -827,6 +828,8 @@ def generate_scale(path: Path, learners: int, template: Path, log: Log) -> dict[
                 return f"CASE WHEN x._urank IS NULL THEN {quoted} ELSE x._urank * {n} + c.c + 1 END"
             if column == "chat_id":
                 return f"CASE WHEN {quoted} = x._uid THEN c.uid ELSE {quoted} END"
+            if column == "body":  # the outbox's: a sent message's text is dropped after 48 hours
+                return f"CASE WHEN x.kind IN ('send', 'poll') AND x.sent_at IS NOT NULL THEN '{{}}' ELSE {quoted} END"
             if column in ("id", "learner", "chat", "created_by", "reviewer", "leader"):
                 return f"CASE WHEN {quoted} = 'tg:' || x._uid THEN 'tg:' || c.uid ELSE {quoted} END"
             if column == "at" or column.endswith("_at"):
