@@ -116,11 +116,9 @@ def _check(update: Update) -> None:
 
 
 class Arrival(NamedTuple):
-    """A polled update's inbox row, held in memory until its handler stores it (`Inbox.receive`)."""
+    """A polled update, held in memory until its handler stores it (`Inbox.receive`)."""
 
-    learner: str | None
-    chat: str | None
-    raw: dict[str, Any]  # as Telegram sent it: stored only if its handler is late
+    raw: dict[str, Any]  # as Telegram sent it
     received_at: str
 
 
@@ -144,12 +142,7 @@ class Inbox:
         now = self.store.now()
         with self.store.atomic():
             for raw in raws:
-                learner, chat = _raw_ids(raw)
-                cursor = self.store.db.execute(
-                    "INSERT OR IGNORE INTO inbox (update_id, learner, chat, payload, received_at) VALUES (?, ?, ?, ?, ?)",
-                    [raw["update_id"], learner, chat, _payload(raw), now],
-                )
-                if not cursor.rowcount:
+                if not self._insert(raw, now):
                     continue
                 try:
                     fresh.append(read_update(raw, bot))
@@ -174,8 +167,7 @@ class Inbox:
         fresh: list[Update] = []
         now = self.store.now()
         for update_id, raw in new.items():
-            learner, chat = _raw_ids(raw)
-            self.arrived[update_id] = Arrival(learner, chat, raw, now)
+            self.arrived[update_id] = Arrival(raw, now)
             try:
                 fresh.append(read_update(raw, bot))
             except Exception as exc:  # noqa: BLE001 - any parse failure sets the update aside
@@ -190,22 +182,28 @@ class Inbox:
     def _stored(self, update_id: int) -> bool:
         return self.store.db.execute("SELECT 1 FROM inbox WHERE update_id = ?", [update_id]).fetchone() is not None
 
+    def _insert(self, raw: dict[str, Any], received_at: str) -> bool:
+        """Store an update to be handled, unless its id is stored already (then False)."""
+        learner, chat = _raw_ids(raw)
+        cursor = self.store.db.execute(
+            "INSERT OR IGNORE INTO inbox (update_id, learner, chat, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+            [raw["update_id"], learner, chat, _payload(raw), received_at],
+        )
+        return cursor.rowcount > 0
+
     def _store_arrival(self, update_id: int, handled: bool = False) -> None:
         """Write an arrival's row in the open transaction; forget the arrival once it commits."""
-        arrival = self.arrived[update_id]
-        values = [update_id, arrival.learner, arrival.chat, arrival.received_at]
+        raw, received_at = self.arrived[update_id]
         if handled:  # one statement on an answer's path: a row stored since is marked instead
+            learner, chat = _raw_ids(raw)
             self.store.db.execute(
                 "INSERT INTO inbox (update_id, learner, chat, payload, received_at, handled_at) "
                 "VALUES (?, ?, ?, '{}', ?, ?) ON CONFLICT (update_id) DO UPDATE SET "
                 "handled_at = excluded.handled_at, payload = '{}' WHERE inbox.handled_at IS NULL",
-                [*values, self.store.now()],
+                [update_id, learner, chat, received_at, self.store.now()],
             )
         else:
-            self.store.db.execute(
-                "INSERT OR IGNORE INTO inbox (update_id, learner, chat, received_at, payload) VALUES (?, ?, ?, ?, ?)",
-                [*values, _payload(arrival.raw)],
-            )
+            self._insert(raw, received_at)
         self.store.on_commit(lambda: self._arrival_stored(update_id))
 
     def _arrival_stored(self, update_id: int) -> None:
