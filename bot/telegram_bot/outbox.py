@@ -502,7 +502,7 @@ class Outbox:
             )
 
     def _fail(self, row: Row, error: str) -> None:
-        self.queued.pop(row.chat_id, None)
+        self._went(row)
         with self.store.atomic():
             self.store.db.execute(
                 "UPDATE outbox SET failed_at = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
