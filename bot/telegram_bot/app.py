@@ -159,14 +159,12 @@ async def watch_database(
         if pruned_at is None or now - pruned_at >= PRUNE_EVERY:
             pruned_at = now
             try:
-                removed = await _in_batches(
-                    store, lambda: Inbox(store).prune(_hours_ago(store, retention_hours), PRUNE_BATCH), stop
-                )
+                before = _hours_ago(store, retention_hours)
+                removed = await _in_batches(store, lambda: Inbox(store).prune(before, PRUNE_BATCH), stop)
                 if removed:
                     log.info("forgot %d handled update(s) older than %g hours", removed, retention_hours)
-                trimmed = await _in_batches(
-                    store, lambda: trim_sent(store, _hours_ago(store, sent_text_hours), PRUNE_BATCH), stop
-                )
+                sent_before = _hours_ago(store, sent_text_hours)
+                trimmed = await _in_batches(store, lambda: trim_sent(store, sent_before, PRUNE_BATCH), stop)
                 if trimmed:
                     log.info("dropped the text of %d message(s) sent over %g hours ago", trimmed, sent_text_hours)
             except Exception as exc:  # noqa: BLE001 - housekeeping waits for the next round
