@@ -136,7 +136,6 @@ class _Guarded(yaml.composer.Composer):
             raise _Refused(problem=f"cannot read {value!r}: {str(exc)[:80]}", problem_mark=node.start_mark) from None
 
 
-
 class _Loader(_Guarded, yaml.SafeLoader):
     """A guarded safe loader that reads the text in Python: its errors quote the line."""
 
@@ -155,6 +154,7 @@ class _FastLoader(_Guarded, CParser or object, yaml.constructor.SafeConstructor,
         yaml.constructor.SafeConstructor.__init__(self)
         yaml.resolver.Resolver.__init__(self)
         _Guarded.__init__(self)
+
 
 @dataclass
 class _Scan:
