@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot import schema
 from bot.database_file import Db, applied_migrations, open_database
 from bot.engine import Input, Result, Start, State, input_to_dict
 
@@ -243,8 +244,9 @@ MIGRATIONS = [
 
 
 def migrate(db: Db) -> None:
-    """Apply the migrations `db` lacks, with sqlite-utils' Migrations (only loaded then)."""
-    applied = set(applied_migrations(db, MIGRATION_SET))
+    """Apply the migrations `db` lacks: all at once from `bot.schema`'s snapshot to a new
+    database, one by one with sqlite-utils' Migrations (only loaded then) otherwise."""
+    applied = set(applied_migrations(db, MIGRATION_SET)) or set(schema.create(db, MIGRATION_SET))
     if all(step.__name__ in applied for step in MIGRATIONS):
         return
     from sqlite_utils.migrations import Migrations
