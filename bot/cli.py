@@ -7,21 +7,19 @@ so a user sees one clear line and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from pydantic import ValidationError
 
-from bot import review_cli
-from bot.console import Console
 from bot.database_file import DatabaseError, single_instance
 from bot.engine import graded_questions
-from bot.graph import graph_dot, graph_mermaid
 from bot.lesson import ChoiceNode, EndNode, WriteNode
 from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings
@@ -90,7 +88,29 @@ def pick_lesson(lessons: dict[str, LoadedLesson], wanted: str | None, fallback: 
     return fallback if fallback in lessons else sorted(lessons)[0]
 
 
-@click.group(invoke_without_command=True)
+class LazyGroup(click.Group):
+    """A command group whose `lazy` commands ("name": "module:attribute") are imported only
+    when run or listed, so that `tutorbot run` does not load the instructor's reports."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    lazy={name: f"bot.review_cli:{name}" for name in ("report", "transcript", "export")},
+)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """A tutoring bot that teaches people to follow and judge an argument.
@@ -139,6 +159,8 @@ def play(
         lessons = load_lessons([settings.dialogues])
         if lesson_id is not None:
             pick_lesson(lessons, lesson_id, settings.default_lesson)
+    from bot.console import Console
+
     with database_errors():
         store = Store(settings.database)
     try:
@@ -189,6 +211,8 @@ def lessons(dialogues: Path | None) -> None:
 )
 def graph(path: Path, form: str) -> None:
     """Print a lesson's graph: sections as boxes, right answers solid, wrong ones dashed."""
+    from bot.graph import graph_dot, graph_mermaid
+
     lesson = next(iter(load_lessons([path]).values())).lesson
     click.echo(graph_dot(lesson) if form == "dot" else graph_mermaid(lesson))
 
@@ -269,7 +293,3 @@ def run() -> None:
         finally:
             store.close()
 
-
-main.add_command(review_cli.report)
-main.add_command(review_cli.transcript)
-main.add_command(review_cli.export)
