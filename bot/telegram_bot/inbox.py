@@ -360,6 +360,7 @@ class Dispatcher:
                     await self.handle(update)
                 except Exception:  # one bad update must not stop the chat's queue
                     log.exception("update %s could not be handled", update.update_id)
+                del update  # not kept while the replies go out: a full class has hundreds waiting
                 if self.flush is not None and (not queue or loop.time() - flushed >= self.flush_every):
                     try:
                         await self.flush(key)
