@@ -22,6 +22,8 @@ with the command and the machine. Nothing here asserts a timing.
 4. Start-up: launch to the first getUpdates call.
 5. Memory: peak resident size under the 500-learner load.
 6. The HTML report for 1,000 learners, if `benchmarks.report_html` offers its timing (once).
+7. A burst in a group: 300 members of a study group answer a live question's poll at once
+   (`benchmarks.group_burst`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks import throughput
+from benchmarks import group_burst, throughput
+from benchmarks.group_burst import BurstResult
 from benchmarks.throughput import BenchError, LoadResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,13 +73,15 @@ class Plan:
     save_changed: int = 50  # learners who answered since the last periodic save
     save_cap: float = 20.0  # seconds the measured save may take
     report_learners: int = 1_000
+    burst_members: int = 300  # members of a study group answering a poll at once
+    burst_talked: int = 90  # of them, those who had messaged the bot in private: they get remedies there
 
 
 FULL = Plan()
 QUICK = Plan(
     loads=(5, 10), window=0.7, paced_learners=5, paced_think=0.3, paced_window=0.7, warmup_cap=15.0, scale_sizes=(100, 1_000), scale_learners=5, scale_window=0.7,
     template_learners=2, conversation_users=200, conversation_learners=5, conversation_window=0.7, save_changed=5, save_cap=3.0,
-    report_learners=100,
+    report_learners=100, burst_members=12, burst_talked=4,
 )
 KINDS = ("tutorbot", "floor")
 
@@ -153,6 +158,8 @@ def count(value: float) -> str:
 
 def number(value: float) -> str:
     size = abs(value)
+    if size == 0:
+        return "0"
     if size >= 1000:
         return f"{value:,.0f}"
     if size >= 100:
@@ -186,6 +193,7 @@ class Bench:
         self.save: dict[str, Any] | None = None
         self.save_error: str | None = None
         self.reports: list[float] = []
+        self.bursts: list[BurstResult | None] = []
         self.report_error: str | None = None
         self.errors: list[str] = []
         self.notes: list[str] = []
@@ -255,6 +263,7 @@ class Bench:
                 self.conversation.append(self.load("conversation", plan.conversation_learners, False, plan.conversation_window,
                                                    database=self.pickle))
                 self.say(f"    (ConversationHandler + PicklePersistence, {plan.conversation_users:,} users in the pickle)")
+            self.bursts.append(self.burst())
             if repeat == 1:
                 self.report_html()  # once: benchmarks.report_html is that report's own benchmark
         self.measure_save()
@@ -302,6 +311,22 @@ class Bench:
             return
         self.save = json.loads(done.stdout.strip().splitlines()[-1])
         self.say(f"  {self.save}")
+
+    def burst(self) -> BurstResult | None:
+        plan = self.plan
+        try:
+            result = group_burst.run_burst(plan.burst_members, plan.burst_talked)
+        except BenchError as exc:
+            self.errors.append(f"the group burst: {exc}")
+            self.say(f"  group burst: FAILED: {str(exc)[:300]}")
+            return None
+        self.say(
+            f"  group burst: {result.votes} votes handled in {result.votes_seconds:.2f} s, {result.cpu_ms_per_vote:.2f} CPU ms/vote, "
+            f"{result.group_calls_while_voting} calls to the group meanwhile; tally {result.tally_seconds:.2f} s after the close, "
+            f"next step {result.next_step_seconds:.2f} s after /next; {result.remedies} remedies, the last "
+            f"{result.remedies_seconds:.2f} s after the close (at most {result.busiest_second} in a second); {result.peak_rss:.0f} MiB"
+        )
+        return result
 
     def report_html(self) -> None:
         """benchmarks.report_html's timing of `write_html`, if that module offers it."""
@@ -370,6 +395,7 @@ class Bench:
             table.fail("tutorbot ÷ floor start-up (medians)", "×", "a start-up is missing")
         self.scale_table()
         self.conversation_table()
+        self.burst_table()
         if report_timer() is not None:  # else skipped: nothing to time the report with
             table.section("HTML report (benchmarks.report_html, once)")
             label = f"write_html, {plan.report_learners:,} learners (every one finished the lesson)"
@@ -417,6 +443,29 @@ class Bench:
         self.fill("tutorbot: replies waiting in the outbox at exit", "replies", runs, lambda r: r.left_waiting,
                   f"{statistics.median(waiting):,.0f} waiting at the SIGTERM (median)" if waiting else "")
 
+    def burst_table(self) -> None:
+        plan, runs = self.plan, self.bursts
+        self.table.section(
+            f"A burst in a group: {plan.burst_members} members answer a live question's poll at once, 1 in "
+            f"{group_burst.REVOTE_EVERY} twice (benchmarks.group_burst; limiter on; a new database each time)"
+        )
+        done = [r for r in runs if r is not None]
+        busiest = f"; at most {max(r.busiest_second for r in done)} sent in any second" if done else ""
+        metrics = [
+            ("all votes handled", "s", lambda r: r.votes_seconds, f"{done[0].votes} votes" if done else ""),
+            ("votes handled a second", "1/s", lambda r: r.votes_per_second, ""),
+            ("CPU per vote", "ms", lambda r: r.cpu_ms_per_vote, ""),
+            ("Bot API calls to the group while the votes came", "calls", lambda r: r.group_calls_while_voting,
+             "a vote costs the group nothing"),
+            ("from the close (/next) to the tally in the group", "s", lambda r: r.tally_seconds, ""),
+            ("from the next /next to the next step", "s", lambda r: r.next_step_seconds, ""),
+            ("from the close to the last remedy in private", "s", lambda r: r.remedies_seconds,
+             f"{plan.burst_talked} members who had messaged the bot chose wrong: each gets a remedy{busiest}"),
+            ("peak RSS", "MiB", lambda r: r.peak_rss, ""),
+        ]
+        for name, unit, get, note in metrics:
+            self.fill(f"group burst, {plan.burst_members} members: {name}", unit, runs, get, note)
+
     def warm_note(self, runs: list[LoadResult | None]) -> str:
         done = [r for r in runs if r]
         if not done:
@@ -443,8 +492,8 @@ class Bench:
         shown = sorted(((m, n) for m, n in total.items() if m != "getUpdates"), key=lambda item: -item[1])
         return ", ".join(f"{method} {count / answers:.2f}" for method, count in shown) + f"; getUpdates {total.get('getUpdates', 0) / answers:.2f}"
 
-    def fill(self, label: str, unit: str, runs: list[LoadResult | None], get: Callable[[LoadResult], float | None],
-             note: str = "") -> None:
+    def fill(self, label: str, unit: str, runs: list[Any], get: Callable[[Any], float | None], note: str = "") -> None:
+        """A row of `get(run)` for each run that succeeded (runs: LoadResult or BurstResult, None if failed)."""
         row = self.table.row(label, unit, note)
         for result in runs:
             if result is not None:
@@ -638,6 +687,12 @@ def write_report(path: Path, bench: Bench, table: Table, argv: list[str], began:
         "  timed through a `sitecustomize` (a Connection subclass), so these CPU rows include that overhead at every size.",
         "- ConversationHandler: states are the lesson's nodes, progress in user_data, PicklePersistence at its defaults;",
         "  its periodic save is timed in a separate process (one `Application.update_persistence()`).",
+        f"- A burst in a group: `tutorbot run` (limiter on) on a new database; {plan.burst_talked} of the {plan.burst_members} members",
+        "  message the bot in private first (/help); an admin starts `/study madman-core` in the group and moves on to",
+        "  the first graded question's quiz poll; every member votes at once (the ones who messaged the bot, and every",
+        f"  third of the others, choose a wrong option; 1 in {group_burst.REVOTE_EVERY} changes their mind with a second vote); the admin",
+        "  closes the question (/next) and moves on (/next). Votes handled: from the first vote sent to the last one stored",
+        "  as handled (the bot's database read every 10 ms). Times at the group: when the fake received the message.",
         "- Ratios are taken within each repeat (runs made side by side), then summarised.",
     ]
     if bench.errors:

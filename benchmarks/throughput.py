@@ -248,8 +248,8 @@ class BotProcess:
             TUTORBOT_DIALOGUES=str(LESSON_PATH),
             TUTORBOT_DEFAULT_LESSON=LESSON_ID,
             TUTORBOT_RATE_LIMIT="telegram" if limiter else "off",
-            **(extra_env or {}),
         )
+        env.update(extra_env or {})  # may replace the settings above (another lesson folder, say)
         self.env = env
         self.process: subprocess.Popen | None = None
         self.launched = 0.0

@@ -61,5 +61,8 @@ def test_the_quick_run_writes_every_row_with_a_figure(tmp_path: Path) -> None:
     for label in ("tutorbot: exit after SIGTERM", "tutorbot: replies waiting in the outbox at exit"):
         assert label in expected
     assert "Reply latency below the limits" in text and "Stopping under a full queue" in text
+    # The group burst: every figure of it, from the real bot process.
+    burst = [label for label in expected if label.startswith(f"group burst, {QUICK.burst_members} members: ")]
+    assert len(burst) == 8 and "A burst in a group" in text
     if report_timer() is not None:  # benchmarks.report_html offers the HTML report's timing
         assert any(label.startswith("write_html") for label in expected)
