@@ -10,6 +10,10 @@ or one wrong answer with its remedy, with different seeds), then stamped with ea
 id, times and written answer and inserted with plain SQL, a few thousand learners a
 transaction. The databases are kept under the temporary folder, one per size, and reused.
 
+The main benchmark (`python -m benchmarks`) also times, through `child(path, False, what)`,
+what else an instructor can ask for: the summary (/report, `tutorbot report`), the CSV,
+JSON Lines and xAPI exports and one learner's transcript (`OUTPUTS`).
+
 For each size, a fresh process times `write_html` (its output thrown away) and reads its
 peak resident size (`resource.getrusage`: the interpreter, SQLite's cache and all); for the
 sizes up to `--trace-max`, another process measures tracemalloc's peak (Python's own
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -109,7 +114,7 @@ def generate(path: Path, learners: int, loaded: dict[str, LoadedLesson] | None =
     templates = ways(lesson)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    Store(path).close()  # the schema, through the migrations
+    Store(path).close()  # the schema, as a new database gets it
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode = DELETE")
@@ -198,11 +203,37 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(path: Path, trace: bool) -> dict:
-    """Run `write_html` once on the database at `path` in this process: its time, or (`trace`)
-    its tracemalloc peak; the process's peak resident size in both."""
+def learner_id(number: int) -> str:
+    return f"bench:{number:06d}"
+
+
+def outputs() -> dict[str, Callable[[Store, dict[str, LoadedLesson], Sink], object]]:
+    """What an instructor can ask for, by name (`OUTPUTS`), each over the whole database but
+    the transcript (one learner's, from the middle of the crowd)."""
+    from bot import exports, reports
     from bot.html_report import write_html
 
+    return {
+        "html": write_html,
+        "summary": lambda store, loaded, sink: reports.summarize(store, loaded),
+        "csv": exports.write_csv,
+        "jsonl": exports.write_jsonl,
+        "xapi": exports.write_xapi,
+        "transcript": lambda store, loaded, sink: reports.transcript(store, loaded, learner_id(store_size(store) // 2)),
+    }
+
+
+OUTPUTS = ("summary", "csv", "jsonl", "xapi", "html", "transcript")
+
+
+def store_size(store: Store) -> int:
+    return store.db.execute("SELECT COUNT(*) FROM learners").fetchone()[0]
+
+
+def measure(path: Path, trace: bool, what: str = "html") -> dict:
+    """Make the output `what` (see `outputs`) once from the database at `path` in this process:
+    its time, or (`trace`) its tracemalloc peak; the process's peak resident size in both."""
+    make = outputs()[what]
     loaded = lessons()
     store = Store(path)
     sink = Sink()
@@ -210,7 +241,7 @@ def measure(path: Path, trace: bool) -> dict:
     if trace:
         tracemalloc.start()
     began = time.perf_counter()
-    write_html(store, loaded, sink)  # type: ignore[arg-type]
+    make(store, loaded, sink)
     seconds = time.perf_counter() - began
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
@@ -219,9 +250,9 @@ def measure(path: Path, trace: bool) -> dict:
     return {"seconds": seconds, "chars": sink.chars, "trace_peak": peak, "rss_before": before, "rss": max_rss_mib()}
 
 
-def child(path: Path, trace: bool) -> dict:
+def child(path: Path, trace: bool, what: str = "html") -> dict:
     """`measure` in a fresh process, so that its peak memory is its own."""
-    command = [sys.executable, "-m", "benchmarks.report_html", "--measure", str(path)] + (["--trace"] if trace else [])
+    command = [sys.executable, "-m", "benchmarks.report_html", "--measure", str(path), "--what", what] + (["--trace"] if trace else [])
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -235,9 +266,10 @@ def main(argv: list[str] | None = None) -> None:
                         "default: %(default)s; 0: none)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--what", default="html", choices=OUTPUTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(Path(args.measure), args.trace)))
+        print(json.dumps(measure(Path(args.measure), args.trace, args.what)))
         return
     sizes = [int(size.strip().replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     loaded = lessons()

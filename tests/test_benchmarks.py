@@ -64,5 +64,6 @@ def test_the_quick_run_writes_every_row_with_a_figure(tmp_path: Path) -> None:
     # The group burst: every figure of it, from the real bot process.
     burst = [label for label in expected if label.startswith(f"group burst, {QUICK.burst_members} members: ")]
     assert len(burst) == 8 and "A burst in a group" in text
-    if report_timer() is not None:  # benchmarks.report_html offers the HTML report's timing
-        assert any(label.startswith("write_html") for label in expected)
+    if report_timer() is not None:  # benchmarks.report_html offers the instructor's outputs' timings
+        review = [label for label in expected if label.endswith(f", {QUICK.report_learners:,} learners")]
+        assert len(review) == 6 and any(label.startswith("HTML report") for label in review)
