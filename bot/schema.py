@@ -27,7 +27,7 @@ SNAPSHOT_PATH = Path(__file__).with_name("schema_snapshot.py")
 
 def create(db: Db, migration_set: str) -> list[str]:
     """If `db` holds nothing at all, build the snapshot's schema in it and return the
-    migrations that recorded as applied; otherwise leave it alone and return []."""
+    migrations it recorded as applied; otherwise leave it alone and return []."""
     from bot import schema_snapshot
 
     if not schema_snapshot.STATEMENTS:
