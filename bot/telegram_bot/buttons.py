@@ -10,7 +10,6 @@ they moved on is refused.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from telegram import CallbackQuery, Message, Update
@@ -51,13 +50,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if review.handles(query.data):  # instructor review: the files, and reviewing reflections
         await _review_button(update, context, s, query)
         return
-    # The tap is answered at once, so the button stops spinning, while the answer is
-    # recorded: the commit does not wait for a Bot API call (they queue under load).
-    acknowledging = asyncio.create_task(_answer(s, query, None))
+    # The answer is recorded (and committed) first, then the tap answered so the button
+    # stops spinning: the commit does not wait for a Bot API call, which queues under load.
     try:
         take(s, person, update, query)
     finally:
-        await acknowledging
+        await _answer(s, query, None)
 
 
 def take(s: Services, person: Who, update: Update, query: CallbackQuery) -> None:
