@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bot import schema_snapshot
 from bot.database_file import MIGRATIONS_TABLE, Db, applied_migrations
 
 SNAPSHOT_PATH = Path(__file__).with_name("schema_snapshot.py")
@@ -28,8 +29,6 @@ SNAPSHOT_PATH = Path(__file__).with_name("schema_snapshot.py")
 def create(db: Db, migration_set: str) -> list[str]:
     """If `db` holds nothing at all, build the snapshot's schema in it and return the
     migrations it recorded as applied; otherwise leave it alone and return []."""
-    from bot import schema_snapshot
-
     if not schema_snapshot.STATEMENTS:
         return []
     db.execute("BEGIN IMMEDIATE")  # the write lock first: another process may be creating it too
