@@ -205,6 +205,11 @@ class Bench:
         self.conversation_error: str | None = None
         self.generation_seconds = 0.0
 
+    def failed(self, name: str, exc: Exception) -> None:
+        """A measurement that did not complete: said now, and listed under the table."""
+        self.errors.append(f"{name}: {exc}")
+        self.say(f"  {name}: FAILED: {str(exc)[:300]}")
+
     def load(self, kind: str, learners: int, limiter: bool, window: float, **kwargs: Any) -> LoadResult | None:
         name = f"{kind}, {limiter_name(limiter)}, {learners} learners"
         if kwargs.get("think"):
@@ -213,9 +218,7 @@ class Bench:
         try:
             result = throughput.run_load(kind, learners, limiter, window, self.plan.warmup_cap, **kwargs)
         except BenchError as exc:
-            self.errors.append(f"{name}: {exc}")
-            self.say(f"  {name}: FAILED: {str(exc)[:300]}")
-            return None
+            return self.failed(name, exc)
         self.say(
             f"  {name}: {result.answers_per_second:.1f} answers/s, p50 {result.latency(0.5):.0f} ms, "
             f"p99 {result.latency(0.99):.0f} ms, {result.cpu_ms_per_answer:.2f} CPU ms/answer, "
@@ -318,9 +321,7 @@ class Bench:
         try:
             result = group_burst.run_burst(plan.burst_members, plan.burst_talked)
         except BenchError as exc:
-            self.errors.append(f"the group burst: {exc}")
-            self.say(f"  group burst: FAILED: {str(exc)[:300]}")
-            return None
+            return self.failed("group burst", exc)
         self.say(
             f"  group burst: {result.votes} votes handled in {result.votes_seconds:.2f} s, {result.cpu_ms_per_vote:.2f} CPU ms/vote, "
             f"{result.group_calls_while_voting} calls to the group meanwhile; tally {result.tally_seconds:.2f} s after the close, "

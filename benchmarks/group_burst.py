@@ -98,9 +98,8 @@ def group_calls(telegram: FakeTelegram) -> int:
 
 def latest_step(telegram: FakeTelegram, after: int) -> dict | None:
     """The group's newest bot message with the Next button, among those after number `after`."""
-    step = next((m for m in reversed(telegram.bot_messages(GROUP)[after:])
+    return next((m for m in reversed(telegram.bot_messages(GROUP)[after:])
                  if NEXT in [label for label, _ in FakeTelegram.buttons(m)]), None)
-    return step
 
 
 def in_group(telegram: FakeTelegram, text: str) -> tuple[int, float]:
