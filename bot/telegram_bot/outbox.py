@@ -33,6 +33,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,11 +67,18 @@ def well_formed(text: str) -> str:
 
 @dataclass(frozen=True)
 class Row:
+    """A waiting row, its body as the JSON text stored: a chat's rows can wait in memory
+    a while (a full class queues hundreds), and the text is a fraction of the parsed dict."""
+
     id: int
     chat_id: int
     kind: str
-    body: dict[str, Any]
+    text: str
     attempts: int
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.text)
 
 
 class Outbox:
@@ -197,7 +205,7 @@ class Outbox:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [f"tg:{chat_id}", chat_id, kind, text, step, int(droppable), priority, update_id, self.store.now()],
         )
-        row = Row(cursor.lastrowid, chat_id, kind, json.loads(text), 0)  # as `_waiting` would read it
+        row = Row(cursor.lastrowid, chat_id, kind, text, 0)
         self.store.on_commit(lambda: self._added(row))
 
     def _added(self, row: Row) -> None:
@@ -316,7 +324,7 @@ class Outbox:
             f"SELECT id, chat_id, kind, body, attempts FROM outbox WHERE chat_id = ? AND {PENDING} ORDER BY id LIMIT ?",
             [chat_id, READ_AT_ONCE],
         ).fetchall()
-        rows = [Row(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in found]
+        rows = [Row(*row) for row in found]
         if len(rows) < READ_AT_ONCE:  # all of them
             if len(self.queued) >= 10_000:  # a cache: keep the chats with rows waiting
                 self.queued = {chat: waiting for chat, waiting in self.queued.items() if waiting}
