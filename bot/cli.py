@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from bot.database_file import DatabaseError, single_instance
 from bot.engine import graded_questions
 from bot.lesson import ChoiceNode, EndNode, WriteNode
+from bot.lesson_cache import LessonCache
 from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings
 from bot.store import Store
@@ -46,10 +47,12 @@ def report_problems(exc: LessonError) -> NoReturn:
     sys.exit(1)
 
 
-def load_lessons(paths: list[Path]) -> dict[str, LoadedLesson]:
-    """All lessons, or every problem printed and exit 1."""
+def load_lessons(settings: Settings) -> dict[str, LoadedLesson]:
+    """All lessons of the dialogues folder, or every problem printed and exit 1. A lesson
+    validated before comes from the cache (`bot.lesson_cache`), if there is one."""
+    cache = None if settings.cache_dir is None else LessonCache(settings.cache_dir)
     try:
-        return load_all(paths)
+        return load_all([settings.dialogues], cache)
     except LessonError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -156,7 +159,7 @@ def play(
             report_problems(exc)
         lesson_id = pick_lesson(lessons, lesson_id, next(iter(lessons)))
     else:
-        lessons = load_lessons([settings.dialogues])
+        lessons = load_lessons(settings)
         if lesson_id is not None:
             pick_lesson(lessons, lesson_id, settings.default_lesson)
     from bot.console import Console
@@ -197,7 +200,7 @@ def check(paths: tuple[Path, ...]) -> None:
 def lessons(dialogues: Path | None) -> None:
     """List the lessons found, with title and size."""
     settings = load_settings(dialogues=dialogues)
-    for loaded in load_lessons([settings.dialogues]).values():
+    for loaded in load_lessons(settings).values():
         click.echo(f"{loaded.lesson.id}: {loaded.lesson.title}")
         click.echo(f"    {describe(loaded)}")
 
@@ -278,7 +281,7 @@ def run() -> None:
     if settings.webhook_secret:
         secrets.append(settings.webhook_secret.get_secret_value())
     logs.setup(settings.log_level, secrets)
-    lessons = load_lessons([settings.dialogues])
+    lessons = load_lessons(settings)
     # One bot per database, checked before anything goes over the network.
     with database_errors(), single_instance(settings.database):
         # The bot waits out another process's lock without blocking its event loop (see

@@ -68,7 +68,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), Af
 class Strict(BaseModel):
     """Base for every part of a dialogue file: unknown keys are an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built when a file is first validated: a lesson from the cache
+    # (bot.lesson_cache) never needs them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Source(Strict):

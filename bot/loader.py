@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -29,6 +29,9 @@ from pydantic import ValidationError
 
 from bot.lesson import Lesson
 from bot.validate import graph_problems
+
+if TYPE_CHECKING:
+    from bot.lesson_cache import LessonCache
 
 SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 1_000_000  # the longest lesson, madman.yaml, is 58 kB; parsing 1 MB takes about a second
@@ -608,10 +611,16 @@ def _read(path: Path) -> bytes:
     return data
 
 
-def load_file(path: Path | str) -> LoadedLesson:
+def load_file(path: Path | str, cache: LessonCache | None = None) -> LoadedLesson:
+    """One dialogue file's lesson: from `cache` if it validated these bytes before."""
     path = Path(path)
     data = _read(path)
-    return load_text(_decode(data, path), path, content_hash(data))
+    if cache is not None and (kept := cache.get(data, path)) is not None:
+        return kept
+    loaded = load_text(_decode(data, path), path, content_hash(data))
+    if cache is not None:
+        cache.put(data, loaded)
+    return loaded
 
 
 def _is_dialogue(path: Path) -> bool:
@@ -634,8 +643,10 @@ def dialogue_files(paths: list[Path | str]) -> list[Path]:
     return list(dict.fromkeys(found))  # a file named twice is loaded once
 
 
-def load_all(paths: list[Path | str]) -> dict[str, LoadedLesson]:
-    """Every lesson in the paths by id; raise `LessonError` with all problems of all files."""
+def load_all(paths: list[Path | str], cache: LessonCache | None = None) -> dict[str, LoadedLesson]:
+    """Every lesson in the paths by id; raise `LessonError` with all problems of all files.
+
+    With `cache`, a file validated before is taken from it (see `bot.lesson_cache`)."""
     problems: list[Problem] = []
     files: list[Path] = []
     for path in paths:
@@ -650,7 +661,7 @@ def load_all(paths: list[Path | str]) -> dict[str, LoadedLesson]:
     lessons: dict[str, LoadedLesson] = {}
     for path in files:
         try:
-            loaded = load_file(path)
+            loaded = load_file(path, cache)
         except LessonError as exc:
             problems += exc.problems
             continue

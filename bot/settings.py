@@ -6,6 +6,7 @@ as `**********` wherever settings are shown or logged.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,17 @@ def default_dialogues() -> Path:
     return here if here.is_dir() else BUNDLED_DIALOGUES
 
 
+def default_cache_dir() -> Path | None:
+    """`$XDG_CACHE_HOME/tutorbot`, else `~/.cache/tutorbot` (None without a home)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "tutorbot"
+    try:
+        return Path.home() / ".cache" / "tutorbot"
+    except RuntimeError:  # no home directory to be found
+        return None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUTORBOT_", env_file=".env", extra="ignore")
 
@@ -43,6 +55,7 @@ class Settings(BaseSettings):
     database: Path = Path("tutorbot.db")
     dialogues: Path = Field(default_factory=default_dialogues)
     default_lesson: str = "madman"
+    cache_dir: Path | None = Field(default_factory=default_cache_dir)  # validated lessons (bot.lesson_cache)
     instructors: Annotated[list[int], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mode: Literal["polling", "webhook"] = "polling"
@@ -61,7 +74,7 @@ class Settings(BaseSettings):
     inbox_retention_hours: float = Field(default=48.0, ge=24)  # handled updates' ids kept this long
     sent_text_retention_hours: float = Field(default=48.0, ge=1)  # sent replies' text kept this long
 
-    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
+    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", "cache_dir", mode="before")
     @classmethod
     def _empty_is_no_token(cls, value: object) -> object:
         # `TELEGRAM_BOT_TOKEN=` (set but empty, as in .env.example) means not set.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,6 +13,10 @@ import pytest
 
 from bot.loader import LoadedLesson, load_text
 from bot.store import Store
+
+# No test writes to this machine's cache folder (bot.lesson_cache): the run has its own.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="tutorbot-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_LESSON = ROOT / "dialogues" / "madman-core.yaml"
