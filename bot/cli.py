@@ -47,12 +47,11 @@ def report_problems(exc: LessonError) -> NoReturn:
     sys.exit(1)
 
 
-def load_lessons(settings: Settings) -> dict[str, LoadedLesson]:
-    """All lessons of the dialogues folder, or every problem printed and exit 1. A lesson
-    validated before comes from the cache (`bot.lesson_cache`), if there is one."""
-    cache = None if settings.cache_dir is None else LessonCache(settings.cache_dir)
+def load_lessons(paths: list[Path], cache_dir: Path | None = None) -> dict[str, LoadedLesson]:
+    """All lessons, or every problem printed and exit 1. With `cache_dir`, a lesson
+    validated before comes from the cache there (`bot.lesson_cache`)."""
     try:
-        return load_all([settings.dialogues], cache)
+        return load_all(paths, None if cache_dir is None else LessonCache(cache_dir))
     except LessonError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -159,7 +158,7 @@ def play(
             report_problems(exc)
         lesson_id = pick_lesson(lessons, lesson_id, next(iter(lessons)))
     else:
-        lessons = load_lessons(settings)
+        lessons = load_lessons([settings.dialogues], settings.cache_dir)
         if lesson_id is not None:
             pick_lesson(lessons, lesson_id, settings.default_lesson)
     from bot.console import Console
@@ -200,7 +199,7 @@ def check(paths: tuple[Path, ...]) -> None:
 def lessons(dialogues: Path | None) -> None:
     """List the lessons found, with title and size."""
     settings = load_settings(dialogues=dialogues)
-    for loaded in load_lessons(settings).values():
+    for loaded in load_lessons([settings.dialogues], settings.cache_dir).values():
         click.echo(f"{loaded.lesson.id}: {loaded.lesson.title}")
         click.echo(f"    {describe(loaded)}")
 
@@ -281,7 +280,7 @@ def run() -> None:
     if settings.webhook_secret:
         secrets.append(settings.webhook_secret.get_secret_value())
     logs.setup(settings.log_level, secrets)
-    lessons = load_lessons(settings)
+    lessons = load_lessons([settings.dialogues], settings.cache_dir)
     # One bot per database, checked before anything goes over the network.
     with database_errors(), single_instance(settings.database):
         # The bot waits out another process's lock without blocking its event loop (see
