@@ -362,6 +362,9 @@ class Learner(threading.Thread):
         self.want_restart = False
         self.tried: dict[str, set[str]] = {}  # options (their text) picked at each question, this time through
         self.revisited = False  # has looked at a part again, this time through
+        # Just tapped "Look again" at the end: the end arriving once more before the part
+        # does is a copy sent again after a kill (it went out, and its mark did not), not news.
+        self.copy_of_end_due = False
         self.rounds = 0  # times through the lesson to its end
         self.resumes = 0  # times they sent /start because nothing came
         self.done = False
@@ -409,10 +412,14 @@ class Learner(threading.Thread):
 
     def act(self, message: dict[str, Any], kind: str) -> None:
         data = [d for _, d in FakeTelegram.buttons(message)]
+        copy_of_end, self.copy_of_end_due = kind == "end" and self.copy_of_end_due, False
+        if copy_of_end:
+            return  # (once only: if the tap was refused, the end shown again is acted on)
         if kind == "end":
             parts = [d for d in data if d.startswith("v:")]
             if parts and not self.revisited and self.crash.keep_going() and self.rng.random() < 0.5:
                 self.revisited = True  # "Look again: part N", then through that part to the end again
+                self.copy_of_end_due = True
                 self.tap(message, self.rng.choice(parts))
                 return
             self.rounds += 1
