@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSON_PATH = ROOT / "dialogues" / "madman.yaml"
 LESSON_ID = "madman"
 CACHE = Path(tempfile.gettempdir()) / "tutorbot-bench"
+LESSON_CACHE = CACHE / "lessons"  # the bot's TUTORBOT_CACHE_DIR (bot.lesson_cache)
 VERSION = 3  # of the generated scale databases: a change of the generator makes new ones
 LIVE_BASE = 10_000_000  # user ids of live learners
 PREFILL_BASE = 500_000_000  # user ids of the learners a scale database is filled with
@@ -248,6 +249,7 @@ class BotProcess:
             TUTORBOT_DIALOGUES=str(LESSON_PATH),
             TUTORBOT_DEFAULT_LESSON=LESSON_ID,
             TUTORBOT_RATE_LIMIT="telegram" if limiter else "off",
+            TUTORBOT_CACHE_DIR=str(LESSON_CACHE),
         )
         env.update(extra_env or {})  # may replace the settings above (another lesson folder, say)
         self.env = env
