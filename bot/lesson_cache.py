@@ -38,12 +38,16 @@ KEPT = 64  # entries kept; the oldest go first (each edit of a lesson makes a ne
 
 
 @cache
-def code_key() -> bytes:
+def code_key() -> bytes | None:
     """What the validated lesson depends on besides the file: the `bot` package's source,
-    pydantic's version and Python's."""
+    pydantic's version and Python's. None where the source is not there to read (a
+    deployment of bytecode only): then no entry could be told from a stale one."""
     digest = hashlib.sha256(f"{sys.version}|{pydantic.VERSION}|{pydantic_core.__version__}".encode())
     package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
+    sources = sorted(package.rglob("*.py"))
+    if Path(__file__).resolve() not in sources:
+        return None
+    for path in sources:
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.digest()
 
@@ -54,13 +58,16 @@ class LessonCache:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def _entry(self, data: bytes) -> Path:
-        return self.folder / f"{hashlib.sha256(code_key() + data).hexdigest()[:32]}.pickle"
+    def _entry(self, data: bytes) -> Path | None:
+        code = code_key()
+        return None if code is None else self.folder / f"{hashlib.sha256(code + data).hexdigest()[:32]}.pickle"
 
     def get(self, data: bytes, path: Path) -> LoadedLesson | None:
         """The lesson validated from these bytes before, as read from `path` now; None if
         there is none (or it cannot be read)."""
         entry = self._entry(data)
+        if entry is None:
+            return None
         try:
             with entry.open("rb") as stream:
                 loaded = pickle.load(stream)
@@ -79,11 +86,14 @@ class LessonCache:
 
     def put(self, data: bytes, loaded: LoadedLesson) -> None:
         """Keep `loaded`, validated from `data` (best effort: a failure is only logged)."""
+        entry = self._entry(data)
+        if entry is None:
+            return
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".", suffix=".part", delete=False) as stream:
                 pickle.dump(loaded, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(stream.name, self._entry(data))  # whole or not at all, for a reader at the same time
+            os.replace(stream.name, entry)  # whole or not at all, for a reader at the same time
             self._prune()
         except Exception as exc:  # noqa: BLE001 - the cache only saves time
             log.debug("lesson cache: cannot write to %s (%s)", self.folder, exc)

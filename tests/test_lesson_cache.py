@@ -106,6 +106,20 @@ def test_new_code_does_not_take_what_old_code_validated(folder, tmp_path, lesson
     assert len(list(folder.glob("*.pickle"))) == 2
 
 
+def test_without_the_source_to_read_nothing_is_cached(folder, tmp_path, lesson_text, monkeypatch):
+    monkeypatch.setattr(lesson_cache, "__file__", str(tmp_path / "only-bytecode" / "lesson_cache.py"))
+    lesson_cache.code_key.cache_clear()
+    try:
+        assert lesson_cache.code_key() is None
+        path = tmp_path / "tiny.yaml"
+        path.write_text(lesson_text())
+        load_file(path, LessonCache(folder))
+        assert not folder.exists()
+    finally:
+        monkeypatch.undo()
+        lesson_cache.code_key.cache_clear()
+
+
 def test_the_code_key_follows_the_package_source():
     key = lesson_cache.code_key()
     assert len(key) == 32 and key == lesson_cache.code_key()
