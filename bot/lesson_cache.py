@@ -1,8 +1,8 @@
 """Validated lessons kept between starts, as Python keeps compiled modules.
 
 Reading a dialogue file costs a YAML parse and pydantic's validation, and pydantic's
-validators hold memory the running bot never uses again (about 2 MiB and 40 ms for the
-shipped lessons). So `tutorbot run` and `tutorbot play` keep each lesson they validated in
+validators hold memory the running bot never uses again (for the shipped lessons, about
+35 ms and 1.3 MiB of the bot's idle 59 MiB). So `tutorbot run` and `tutorbot play` keep each lesson they validated in
 a cache folder and take it from there at the next start.
 
 An entry is named by a hash of the file's bytes *and* of the code that reads it (every
@@ -34,7 +34,7 @@ from bot.loader import LoadedLesson
 
 log = logging.getLogger(__name__)
 
-KEPT = 64  # entries kept; the oldest go first (each edit of a lesson makes a new one)
+KEPT = 64  # entries kept, the least recently used going first (each edit of a lesson makes one)
 
 
 @cache
@@ -89,16 +89,18 @@ class LessonCache:
         entry = self._entry(data)
         if entry is None:
             return
+        part: Path | None = None
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".", suffix=".part", delete=False) as stream:
+                part = Path(stream.name)
                 pickle.dump(loaded, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(stream.name, entry)  # whole or not at all, for a reader at the same time
+            os.replace(part, entry)  # whole or not at all, for a reader at the same time
             self._prune()
         except Exception as exc:  # noqa: BLE001 - the cache only saves time
             log.debug("lesson cache: cannot write to %s (%s)", self.folder, exc)
-            if "stream" in locals():
-                Path(stream.name).unlink(missing_ok=True)
+            if part is not None:
+                part.unlink(missing_ok=True)
 
     def _prune(self) -> None:
         entries = sorted(self.folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)

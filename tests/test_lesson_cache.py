@@ -3,6 +3,7 @@ lesson from the cache, and nothing edited, damaged or foreign is ever taken for 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -135,6 +136,14 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_time(tmp_path, lesson_
     path.write_text(lesson_text())
     assert load_file(path, cache).lesson.id == "tiny"
     assert load_file(path, cache).lesson.id == "tiny"
+
+
+def test_a_write_that_fails_leaves_nothing_behind(folder, tiny):
+    cache = LessonCache(folder)
+    unpicklable = dataclasses.replace(tiny, lines={("lesson",): lambda: 1})
+    cache.put(b"tiny", unpicklable)
+    assert list(folder.iterdir()) == []
+    assert cache.get(b"tiny", tiny.path) is None
 
 
 def test_only_the_newest_entries_are_kept(folder, tmp_path, lesson_text, monkeypatch):
