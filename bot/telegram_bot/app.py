@@ -32,6 +32,7 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
     PollAnswerHandler,
     filters,
@@ -39,7 +40,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.settings import Settings
-from bot.telegram_bot import buttons, groups, handlers, review, study
+from bot.telegram_bot import buttons, groups, handlers, study
 from bot.store import Store, transient, wait_out
 from bot.telegram_bot.inbox import Dispatcher, Inbox, valid_update_id
 from bot.telegram_bot.outbox import Outbox, trim_sent
@@ -58,6 +59,18 @@ PRUNE_EVERY = 3600.0  # seconds between two prunings of the inbox and the outbox
 PRUNE_BATCH = 2000  # rows pruned per transaction
 CONNECTIONS = 16  # Bot API calls in flight at once (Telegram takes ~0.1 s a call: room for 160 a second)
 TICK_EVERY = 1.0  # how often group study sessions are checked for a move that is due
+
+
+def instructor(command: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    """The handler of the review command `command` (bot.telegram_bot.review), its module
+    (and the reports under it) loaded when an instructor first asks: learners never need it."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        from bot.telegram_bot import review
+
+        await getattr(review, command)(update, context)
+
+    return handler
 
 
 def build_application(
@@ -99,10 +112,10 @@ def build_application(
         ("restart", handlers.restart),
         ("help", handlers.help_command),
         ("forget", handlers.forget),
-        ("report", review.report),
-        ("review", review.review),
-        ("transcript", review.transcript),
-        ("cancel", review.cancel),
+        ("report", instructor("report")),
+        ("review", instructor("review")),
+        ("transcript", instructor("transcript")),
+        ("cancel", instructor("cancel")),
     ]:
         app.add_handler(CommandHandler(name, callback, filters=private))
     app.add_handler(MessageHandler(private & filters.COMMAND, handlers.unknown_command))

@@ -30,9 +30,10 @@ from bot.telegram_bot.render import (
     answered,
     check_buttons,
     checked,
+    is_review_button,
     parse_button,
 )
-from bot.telegram_bot import review, study
+from bot.telegram_bot import study
 from bot.telegram_bot.sending import Blocked
 from bot.telegram_bot.services import Replies, Services, Who, handling, services, who
 
@@ -47,7 +48,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not person.private:  # group study's buttons; it answers the tap itself
         await study.button(update, context)
         return
-    if review.handles(query.data):  # instructor review: the files, and reviewing reflections
+    if is_review_button(query.data):  # instructor review: the files, and reviewing reflections
         await _review_button(update, context, s, query)
         return
     # The answer is recorded (and committed) first, then the tap answered so the button
@@ -81,6 +82,8 @@ def take(s: Services, person: Who, update: Update, query: CallbackQuery) -> None
 
 
 async def _review_button(update: Update, context: ContextTypes.DEFAULT_TYPE, s: Services, query: CallbackQuery) -> None:
+    from bot.telegram_bot import review  # instructors only: learners never load it
+
     data = query.data
     assert isinstance(data, str)
     if data.startswith("x:"):

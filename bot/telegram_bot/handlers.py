@@ -18,12 +18,13 @@ from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
-from bot.telegram_bot import groups, review, study
+from bot.telegram_bot import groups, study
 from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
 from bot.telegram_bot.services import (
     HINTS,
     Services,
     Who,
+    drafting,
     handling,
     services,
     typing,
@@ -200,8 +201,10 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if person is None or update.message is None or update.message.text is None:
         return
     log.debug("text from %s: %r", person.learner, update.message.text)
-    event = review.drafting(s, person.learner)
+    event = drafting(s, person.learner)
     if event is not None:  # an instructor's feedback on a reflection (see /review)
+        from bot.telegram_bot import review  # instructors only: learners never load it
+
         await review.take_feedback(update, context, event, update.message.text)
         return
     typing(s, person)

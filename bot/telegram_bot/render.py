@@ -118,6 +118,16 @@ _PATTERNS = [
 ]
 
 
+# Instructor review's buttons (bot.telegram_bot.review): a file to export, a reflection reviewed.
+EXPORT_DATA = re.compile(rf"x:(csv|jsonl|xapi|html):({_ID}|\*)")
+REVIEW_DATA = re.compile(r"rv:(ok|skip|fb):([0-9]{1,15})")
+
+
+def is_review_button(data: object) -> bool:
+    """Whether a button's data belongs to instructor review."""
+    return isinstance(data, str) and bool(EXPORT_DATA.fullmatch(data) or REVIEW_DATA.fullmatch(data))
+
+
 def parse_button(data: object) -> Button:
     """The button that sent `data`, or `BadButton`."""
     if not isinstance(data, str) or len(data.encode(errors="surrogatepass")) > InlineKeyboardButtonLimit.MAX_CALLBACK_DATA:

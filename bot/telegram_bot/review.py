@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import io
 import logging
-import re
 
 from telegram import InputFile, Update
 from telegram.error import TelegramError
@@ -24,18 +23,11 @@ from bot.reports import Filters, Scope
 from bot.telegram_bot import groups
 from bot.telegram_bot.render import MARKS, OutMessage, shortened
 from bot.telegram_bot.sending import Blocked
-from bot.telegram_bot.services import Services, Who, handling, services, who
+from bot.telegram_bot.services import Services, Who, drafting, handling, services, who
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"csv": ("CSV gradebook", "csv"), "jsonl": ("JSON Lines", "jsonl"), "xapi": ("xAPI", "json"), "html": ("HTML report", "html")}
-_EXPORT = re.compile(r"x:(csv|jsonl|xapi|html):([a-z0-9][a-z0-9_-]*|\*)")
-_REVIEW = re.compile(r"rv:(ok|skip|fb):([0-9]{1,15})")
-
-
-def handles(data: object) -> bool:
-    """Whether a button's data belongs to instructor review."""
-    return isinstance(data, str) and bool(_EXPORT.fullmatch(data) or _REVIEW.fullmatch(data))
 
 
 async def scope_of(s: Services, context: ContextTypes.DEFAULT_TYPE, user_id: int) -> Scope:
@@ -195,12 +187,6 @@ async def review_button(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
 
 def clear_drafts(s: Services, reviewer: str) -> None:
     s.store.db.execute("DELETE FROM reviews WHERE status = 'drafting' AND reviewer = ?", [reviewer])
-
-
-def drafting(s: Services, reviewer: str) -> int | None:
-    """The reflection this reviewer is writing feedback on, if any."""
-    row = s.store.db.execute("SELECT event FROM reviews WHERE status = 'drafting' AND reviewer = ?", [reviewer]).fetchone()
-    return None if row is None else row[0]
 
 
 async def take_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE, event: int, text: str) -> None:

@@ -186,6 +186,13 @@ def handling(s: Services, update: Update, person: Who) -> Iterator[Replies]:
         s.inbox.mark_handled(update.update_id)
 
 
+def drafting(s: Services, reviewer: str) -> int | None:
+    """The reflection this reviewer is writing feedback on, if any (see /review). Asked of
+    every text message, so it lives here and not with the rest of review."""
+    row = s.store.db.execute("SELECT event FROM reviews WHERE status = 'drafting' AND reviewer = ?", [reviewer]).fetchone()
+    return None if row is None else row[0]
+
+
 def typing(s: Services, person: Who) -> None:
     """Show "typing…" if this input's reply is slow to go out: still waiting to be sent
     after `TYPING_AFTER` seconds (Telegram slow to take it, a short queue). Never
