@@ -2,8 +2,8 @@
 
 Reading a dialogue file costs a YAML parse and pydantic's validation, and pydantic's
 validators hold memory the running bot never uses again (for the shipped lessons, about
-35 ms and 1.3 MiB of the bot's idle 59 MiB). So `tutorbot run` and `tutorbot play` keep each lesson they validated in
-a cache folder and take it from there at the next start.
+35 ms and 1.3 MiB of the bot's idle 59 MiB). So `tutorbot run` and `tutorbot play` keep
+each lesson they validated in a cache folder and take it from there at the next start.
 
 An entry is named by a hash of the file's bytes *and* of the code that reads it (every
 module of the `bot` package, pydantic's and Python's versions): an edited file, another

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", "cache_dir", mode="before")
     @classmethod
-    def _empty_is_no_token(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
         # `TELEGRAM_BOT_TOKEN=` (set but empty, as in .env.example) means not set; so for the
         # others (an empty TUTORBOT_CACHE_DIR: no cache).
         return None if isinstance(value, str) and not value.strip() else value
