@@ -23,7 +23,6 @@ import logging
 import os
 import pickle
 import sys
-import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -89,6 +88,8 @@ class LessonCache:
         entry = self._entry(data)
         if entry is None:
             return
+        import tempfile  # only when writing: a start the cache serves does without it
+
         part: Path | None = None
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, ValidationError
 
 from bot.cli import main
-from bot.loader import _describe, _Scan
+from bot.lesson_text import _describe, _Scan
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 

@@ -7,16 +7,19 @@ import dataclasses
 import os
 import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from bot import lesson_cache, loader
+from bot import lesson_cache
+from bot import lesson_text as parsing  # the module; `lesson_text` is also a fixture here
 from bot.cli import main
 from bot.lesson_cache import LessonCache
 from bot.loader import LessonError, load_all, load_file
-from bot.settings import Settings
+from bot.settings import TOKEN_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +36,7 @@ def test_the_second_load_comes_from_the_cache_and_equals_the_first(folder, monke
     assert len(list(folder.glob("*.pickle"))) == 2
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # pickles: the folder is the owner's alone
 
-    monkeypatch.setattr(loader, "_parse", lambda text: pytest.fail("the file was parsed again"))
+    monkeypatch.setattr(parsing, "_parse", lambda text: pytest.fail("the file was parsed again"))
     second = load_all([ROOT / "dialogues"], cache)
     for lesson_id, loaded in first.items():
         again = second[lesson_id]
@@ -51,7 +54,7 @@ def test_a_lesson_from_the_cache_reports_where_it_is_now(folder, tmp_path, lesso
     moved = tmp_path / "elsewhere" / "b.yaml"
     moved.parent.mkdir()
     moved.write_text(lesson_text())
-    monkeypatch.setattr(loader, "_parse", lambda text: pytest.fail("the file was parsed again"))
+    monkeypatch.setattr(parsing, "_parse", lambda text: pytest.fail("the file was parsed again"))
     assert load_file(moved, cache).path == moved
 
 
@@ -100,8 +103,8 @@ def test_new_code_does_not_take_what_old_code_validated(folder, tmp_path, lesson
     load_file(path, cache)
     monkeypatch.setattr(lesson_cache, "code_key", lambda: b"another release")
     parsed = []
-    real_parse = loader._parse
-    monkeypatch.setattr(loader, "_parse", lambda text: parsed.append(1) or real_parse(text))
+    real_parse = parsing._parse
+    monkeypatch.setattr(parsing, "_parse", lambda text: parsed.append(1) or real_parse(text))
     load_file(path, cache)
     assert parsed == [1]
     assert len(list(folder.glob("*.pickle"))) == 2
@@ -164,14 +167,14 @@ def test_the_setting_defaults_to_the_user_cache_folder_and_can_be_turned_off(mon
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert Settings().cache_dir == tmp_path / "xdg" / "tutorbot"
+    assert Settings.from_environment().cache_dir == tmp_path / "xdg" / "tutorbot"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert Settings().cache_dir == tmp_path / "home" / ".cache" / "tutorbot"
+    assert Settings.from_environment().cache_dir == tmp_path / "home" / ".cache" / "tutorbot"
     monkeypatch.setenv("TUTORBOT_CACHE_DIR", "")
-    assert Settings().cache_dir is None
+    assert Settings.from_environment().cache_dir is None
     monkeypatch.setenv("TUTORBOT_CACHE_DIR", str(tmp_path / "mine"))
-    assert Settings().cache_dir == tmp_path / "mine"
+    assert Settings.from_environment().cache_dir == tmp_path / "mine"
 
 
 def test_play_keeps_the_lessons_and_check_never_uses_them(clean_environment, tmp_path, monkeypatch):
@@ -182,8 +185,8 @@ def test_play_keeps_the_lessons_and_check_never_uses_them(clean_environment, tmp
     assert len(list((tmp_path / "kept").glob("*.pickle"))) == 2
 
     parsed = []
-    real_parse = loader._parse
-    monkeypatch.setattr(loader, "_parse", lambda text: parsed.append(1) or real_parse(text))
+    real_parse = parsing._parse
+    monkeypatch.setattr(parsing, "_parse", lambda text: parsed.append(1) or real_parse(text))
     played = runner.invoke(main, ["play", "--lesson", "madman-core", "--db", "t.db"], input="/quit\n")
     assert played.exit_code == 0, played.output
     assert "Part 1 of 4: The question the column asks" in played.stdout
@@ -193,10 +196,21 @@ def test_play_keeps_the_lessons_and_check_never_uses_them(clean_environment, tmp
     assert len(parsed) == 2  # check reads every file itself
 
 
+def test_a_start_the_cache_serves_never_loads_the_yaml_reader(folder):
+    """What keeping lessons buys a restarted bot: PyYAML and the text reader are not even
+    imported (their memory and import time are the point), and the lessons are whole."""
+    code = (
+        "import sys; from pathlib import Path; from bot.lesson_cache import LessonCache; from bot.loader import load_all\n"
+        f"lessons = load_all([Path({str(ROOT / 'dialogues')!r})], LessonCache(Path({str(folder)!r})))\n"
+        "print(sorted(lessons), len(lessons['madman'].lesson.nodes) > 50, 'yaml' in sys.modules, 'bot.lesson_text' in sys.modules)"
+    )
+    run = lambda: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert run().split() == ["['madman',", "'madman-core']", "True", "True", "True"]  # a miss reads the files
+    assert run().split() == ["['madman',", "'madman-core']", "True", "False", "False"]
+
+
 def test_env_example_documents_every_setting():
     documented = set(re.findall(r"^#? ?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
-    for name, field in Settings.model_fields.items():
-        names = {f"TUTORBOT_{name.upper()}"}
-        if field.validation_alias is not None:
-            names = set(field.validation_alias.choices)
+    for name in Settings.model_fields:
+        names = set(TOKEN_NAMES) if name == "telegram_bot_token" else {f"TUTORBOT_{name.upper()}"}
         assert names & documented, f"{name} is not in .env.example"

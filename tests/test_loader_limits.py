@@ -403,7 +403,7 @@ def test_libyaml_and_python_read_the_same_nodes(text):
     """The bot reads dialogue files with libyaml (fast), and in Python where libyaml would
     read otherwise or refuses (for the message): either way, the same document, line
     numbers and all."""
-    from bot.loader import _Loader, _parse
+    from bot.lesson_text import _Loader, _parse
 
     root, _, data = _parse(text)
     slow = _Loader(text)
@@ -413,6 +413,6 @@ def test_libyaml_and_python_read_the_same_nodes(text):
 
 
 def test_the_lessons_are_read_with_libyaml():
-    from bot.loader import _fast_reads
+    from bot.lesson_text import _fast_reads
 
     assert all(_fast_reads(path.read_text(encoding="utf-8")) for path in LESSON_FILES)
