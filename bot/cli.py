@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from pydantic import ValidationError
 
 from bot.database_file import DatabaseError, single_instance
 from bot.engine import graded_questions
 from bot.lesson import ChoiceNode, EndNode, WriteNode
 from bot.lesson_cache import LessonCache
 from bot.loader import LessonError, LoadedLesson, load_all
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store import Store
 from bot.tutor import Tutor
 from bot.validate import estimated_minutes
@@ -31,10 +30,9 @@ from bot.validate import estimated_minutes
 
 def load_settings(**overrides: object) -> Settings:
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.ClickException(f"bad setting: {problems}") from None
+        settings = Settings.from_environment()
+    except SettingsError as exc:
+        raise click.ClickException(f"bad setting: {exc}") from None
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 

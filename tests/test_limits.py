@@ -24,10 +24,10 @@ async def test_a_person_gets_a_burst_then_one_message_a_second(tmp_path: Path) -
 def test_the_limits_default_to_telegrams(monkeypatch) -> None:
     for name in ("TUTORBOT_RATE_LIMIT", "TUTORBOT_RATE_OVERALL", "TUTORBOT_RATE_GROUP", "TUTORBOT_RATE_PRIVATE"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(_env_file=None)
+    settings = Settings.from_environment(env_file=None)
     assert (settings.rate_limit, settings.rate_overall, settings.rate_group, settings.rate_private) == ("telegram", 30.0, 20, 1.0)
     monkeypatch.setenv("TUTORBOT_RATE_OVERALL", "100")  # a bot with paid broadcasts
-    assert Settings(_env_file=None).rate_overall == 100.0
+    assert Settings.from_environment(env_file=None).rate_overall == 100.0
 
 
 def test_handled_updates_are_forgotten_after_the_retention_period(tmp_path: Path) -> None:
