@@ -15,6 +15,7 @@ from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.app import build_application, dispatcher_for, serve
 from bot.telegram_bot.render import SEPARATOR
+from bot.telegram_bot.services import services
 from bot.tutor import Tutor
 from tests.core_lesson import CORE as CORE_LESSON, FIRST, QUESTIONS, REMEDIED, RIGHT, START, WRONG, answer, option_data, question_key, text_of
 from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
@@ -57,13 +58,21 @@ class Harness:
         while asyncio.get_running_loop().time() < deadline:
             row = self.store.db.execute("SELECT handled_at, chat FROM inbox WHERE update_id = ?", [update_id]).fetchone()
             # A /forget scrubs its own update's chat: then wait for every chat's worker.
-            busy = bool(self.dispatcher.workers) if row and row[1] is None else row is not None and row[1] in self.dispatcher.workers
+            busy = self.busy() if row and row[1] is None else row is not None and self.busy(row[1])
             if row and row[0] and not busy:
                 return
             if self.task and self.task.done():
                 self.task.result()
             await asyncio.sleep(0.01)
         raise AssertionError(f"update {update_id} was not handled in {timeout} s")
+
+    def busy(self, chat: str | None = None) -> bool:
+        """Whether the chat (default: any) has an update being handled or replies asked for
+        or being sent."""
+        outbox = services(self.app).outbox
+        if chat is None:
+            return bool(self.dispatcher.workers or outbox.ready or outbox.bulk_ready or outbox.locks)
+        return chat in self.dispatcher.workers or (chat.startswith("tg:") and outbox.busy(int(chat[3:])))
 
     async def say(self, user: int, text: str) -> list[dict]:
         before = len(self.telegram.bot_messages(user))

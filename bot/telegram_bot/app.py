@@ -267,12 +267,12 @@ def _set_aside(inbox: Inbox, update_id: int, error: str) -> None:
 
 
 def dispatcher_for(app: Application) -> Dispatcher:
-    """A dispatcher that handles updates and sends each chat's replies from the outbox."""
+    """A dispatcher that handles updates and has each chat's replies sent from the outbox."""
     outbox = services(app).outbox
 
     async def flush(key: str) -> None:
         if key.startswith("tg:"):
-            await outbox.flush(int(key[3:]))
+            outbox.request(int(key[3:]))  # the chat's worker is done: the outbox's senders send
 
     return Dispatcher(update_handler(app), flush, FLUSH_EVERY)
 
@@ -392,7 +392,9 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
         for task in (receiving, stopped):
             task.cancel()  # an unconfirmed batch is fetched again next time
         await asyncio.gather(receiving, stopped, return_exceptions=True)
+        grace_ends = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
         await dispatcher.stop(SHUTDOWN_GRACE)
+        await s.outbox.stop_sending(grace_ends - asyncio.get_running_loop().time())
         if not receiving.cancelled() and receiving.exception():
             raise receiving.exception()  # e.g. the token was revoked while running
     finally:

@@ -333,9 +333,10 @@ class Dispatcher:
         flush: Callable[[str], Awaitable[None]] | None = None,
         flush_every: float = 1.0,
     ):
-        """`flush(chat key)` sends a chat's replies: after its last queued update, and at
-        least every `flush_every` seconds while it keeps sending more (a flood's replies
-        are then folded: see `Outbox.add`)."""
+        """`flush(chat key)` has a chat's replies sent (the bot's only asks the outbox:
+        `Outbox.request`): after its last queued update, and at least every `flush_every`
+        seconds while it keeps sending more (a flood's replies are then folded: see
+        `Outbox.add`)."""
         self.handle = handle
         self.flush = flush
         self.flush_every = flush_every

@@ -2,9 +2,10 @@
 
 A handler never sends directly. It adds its messages (and edits) to the `outbox` table in
 the same transaction that records the learner's answer and marks the update handled;
-after the commit, `flush` sends a chat's rows in order and marks each one sent when
-Telegram confirms it. If the process dies in between, the rows are still there and go
-out at the next start, before anything newer for that chat. A send that fails for a
+after the commit, the chat is asked for (`request`) and one of a few senders sends its
+rows in order (`flush`), marking each one sent when Telegram confirms it. If the process
+dies in between, the rows are still there and go out at the next start, before anything
+newer for that chat. A send that fails for a
 reason that may pass (network, 5xx, a long RetryAfter) stays in the outbox and is tried
 again later, still in order; one that can never succeed (the learner blocked the bot, a
 message that no longer exists) is marked failed with its error and skipped, and so is an
@@ -111,6 +112,15 @@ class Outbox:
         # waiters race for each free slot, so with hundreds of chats waiting some waited two
         # rounds and others none; only `SENDS_AT_ONCE` wait there now, the rest queue in order.
         self.turns = asyncio.Semaphore(SENDS_AT_ONCE)
+        # Chats asked for (`request`), first asked first served, people's replies before bulk
+        # traffic; `SENDS_AT_ONCE` senders work through them. A chat waiting for its turn costs
+        # an entry here (its rows are in `queued`), not a task with its frames: a full class
+        # has hundreds waiting behind Telegram's 30 messages a second.
+        self.ready: dict[int, None] = {}
+        self.bulk_ready: dict[int, None] = {}
+        self.senders: set[asyncio.Task[None]] = set()
+        self.paced: dict[int, float] = {}  # chat id -> loop time its next row's token is due
+        self.stopping = False
         self.sent_at: dict[int, float] = {}  # chat id -> loop time its last row went out
 
     # --- adding (inside the caller's transaction) ------------------------------------------
@@ -351,10 +361,75 @@ class Outbox:
 
     # --- sending ---------------------------------------------------------------------------
 
-    async def flush(self, chat_id: int) -> bool:
+    def request(self, chat_id: int, bulk: bool = False) -> None:
+        """Have the chat's waiting rows sent, in turn (`bulk`: after every chat of people's
+        replies asked for). Ask after the rows' commit; asking again while they are being sent
+        is safe: that flush sees the newer rows."""
+        if self.stopping or chat_id in self.ready:
+            return
+        if bulk:
+            self.bulk_ready.setdefault(chat_id, None)
+        else:
+            self.bulk_ready.pop(chat_id, None)
+            self.ready[chat_id] = None
+        if len(self.senders) < SENDS_AT_ONCE:
+            self.senders.add(asyncio.get_running_loop().create_task(self._sender(), name="outbox sender"))
+
+    def busy(self, chat_id: int) -> bool:
+        """Whether the chat is asked for or its rows are being sent."""
+        return chat_id in self.ready or chat_id in self.bulk_ready or chat_id in self.locks
+
+    async def _sender(self) -> None:
+        """Send the chats asked for, one at a time, until none is left."""
+        me = asyncio.current_task()
+        try:
+            while self.ready or self.bulk_ready:
+                chats = self.ready or self.bulk_ready
+                chat_id = next(iter(chats))
+                del chats[chat_id]
+                if chat_id in self.locks:  # being sent: that flush reads what was added since
+                    continue
+                try:
+                    await self.flush(chat_id, patient=False)
+                except Exception:  # noqa: BLE001 - the rows stay; the next ask or `run` tries again
+                    log.exception("outbox: sending to chat %s failed", chat_id)
+        finally:
+            self.senders.discard(me)  # no await since the loop found nothing: no ask is missed
+
+    async def stop_sending(self, grace: float) -> None:
+        """Send what is asked for for up to `grace` seconds, then stop; the rest waits in the
+        table for the next start."""
+        self.stopping = True
+        if self.senders:
+            await asyncio.wait(self.senders, timeout=grace)
+        for task in list(self.senders):
+            task.cancel()
+        await asyncio.gather(*self.senders, return_exceptions=True)
+
+    async def _paced(self, chat_id: int, patient: bool) -> bool:
+        """Take the token for the chat's next row by the pace for one person; wait for it if
+        `patient`, else False if it is not due yet (the chat is asked for again when it is)."""
+        loop = asyncio.get_running_loop()
+        asked = chat_id in self.paced  # its ask is scheduled already
+        due = self.paced.pop(chat_id, None)
+        if due is None:
+            due = loop.time() + self.private_wait(chat_id)
+        wait = due - loop.time()
+        if wait <= 0:
+            return True
+        if patient:
+            await asyncio.sleep(wait)
+            return True
+        self.paced[chat_id] = self.retry_at[chat_id] = due
+        if not asked:
+            loop.call_later(wait, self.request, chat_id)
+        return False
+
+    async def flush(self, chat_id: int, patient: bool = True) -> bool:
         """Send the chat's waiting rows in order; True if none is left waiting.
 
-        Stops at the first row that cannot go out yet, so nothing overtakes it."""
+        Stops at the first row that cannot go out yet, so nothing overtakes it. `patient`:
+        wait out the pace for one person here, rather than leave the rest to a later ask."""
         lock = self.locks.setdefault(chat_id, asyncio.Lock())
         self.users[chat_id] = self.users.get(chat_id, 0) + 1
         try:
@@ -369,13 +444,13 @@ class Outbox:
                         if wait:  # the group has had its messages for this minute
                             self.retry_at[chat_id] = asyncio.get_running_loop().time() + wait
                             return False
-                        await asyncio.sleep(self.private_wait(chat_id))
-                        if not await self._send(row):
+                        if not await self._paced(chat_id, patient) or not await self._send(row):
                             return False
                     else:
                         if len(rows) < READ_AT_ONCE and not self._changed_since(chat_id, read_at):
                             break  # all sent, and nothing new: no need to read again
                 self.retry_at.pop(chat_id, None)
+                self.paced.pop(chat_id, None)
                 return True
         finally:
             self.users[chat_id] -= 1
@@ -383,20 +458,18 @@ class Outbox:
                 del self.users[chat_id], self.locks[chat_id]
 
     async def flush_due(self) -> None:
-        """Flush every chat with waiting rows whose retry time has come."""
+        """Ask for every chat with waiting rows whose retry time has come."""
         now = asyncio.get_running_loop().time()
         chats = await wait_out(self.waiting_chats, "reading the outbox")
-        due, bulk = [], 0
+        bulk = 0
         for chat, bulk_only in chats:
-            if self.retry_at.get(chat, 0) > now or chat in self.locks:
+            if self.retry_at.get(chat, 0) > now or self.busy(chat):
                 continue
             if bulk_only:
                 bulk += 1
                 if bulk > BULK_CHATS:
                     continue
-            due.append(chat)
-        if due:
-            await asyncio.gather(*(self.flush(chat) for chat in due))
+            self.request(chat, bulk=bulk_only)
 
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         """Until `stop`: send what is waiting (at start-up, and rows whose send failed)."""
