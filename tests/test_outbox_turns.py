@@ -32,7 +32,11 @@ class SlowTelegram:
         finally:
             self.in_flight -= 1
         self.taken.append((chat_id, text))
+        self.on_send(chat_id, text)
         return SimpleNamespace(message_id=len(self.taken))
+
+    def on_send(self, chat_id: int, text: str) -> None:
+        """What the learner does the moment a message reaches them (here: nothing)."""
 
     async def call(self, make, attempts: int = 1):
         return await make()
@@ -75,6 +79,27 @@ async def test_chats_go_in_the_order_asked_with_a_few_senders_and_no_task_per_ch
     assert all(abs(firsts.index(chat) - i) <= SENDS_AT_ONCE for i, chat in enumerate(chats))
     for chat in chats:
         assert [text for c, text in telegram.taken if c == chat] == [f"reply to {chat}", f"then the next step for {chat}"]
+
+
+async def test_a_learner_who_answers_at_once_waits_behind_the_chats_that_asked_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.db")
+    telegram = SlowTelegram()
+    outbox = Outbox(store, telegram, private_per_second=None)  # type: ignore[arg-type]
+
+    def answers_at_once(chat_id: int, text: str) -> None:
+        if text == "reply 1":  # learner 1's next answer is handled while that send finishes
+            add(store, outbox, 1, "second reply 1")
+            outbox.request(1)
+
+    telegram.on_send = answers_at_once  # type: ignore[method-assign]
+    for chat in range(1, 41):
+        add(store, outbox, chat, f"reply {chat}")
+        outbox.request(chat)
+    await until(lambda: not outbox.senders)
+    order = [text for _, text in telegram.taken]
+    assert len(order) == 41 and order.index("reply 1") < order.index("second reply 1")
+    # The 39 others asked first: at most the senders' last round finishes after it.
+    assert order.index("second reply 1") >= 40 - SENDS_AT_ONCE
 
 
 async def test_people_are_served_before_bulk_traffic(tmp_path: Path) -> None:

@@ -428,15 +428,27 @@ class Outbox:
     async def flush(self, chat_id: int, patient: bool = True) -> bool:
         """Send the chat's waiting rows in order; True if none is left waiting.
 
-        Stops at the first row that cannot go out yet, so nothing overtakes it. `patient`:
-        wait out the pace for one person here, rather than leave the rest to a later ask."""
+        Stops at the first row that cannot go out yet, so nothing overtakes it. Not
+        `patient` (a sender serving an ask): leaves to a later ask the wait for the person's
+        pace, and the rows added after the flush began, so that a learner who answers at
+        once does not get a second turn before the chats that asked earlier."""
         lock = self.locks.setdefault(chat_id, asyncio.Lock())
         self.users[chat_id] = self.users.get(chat_id, 0) + 1
         try:
             async with lock:
+                last: int | None = None  # a sender's turn: the newest row there was when it began
+                newer = False
                 while True:
                     read_at = self.tick
                     rows = await wait_out(lambda: self._waiting(chat_id), "reading the outbox")
+                    if not patient and last is None and len(rows) < READ_AT_ONCE:
+                        last = rows[-1].id if rows else 0
+                    if last is not None and rows and rows[-1].id > last:
+                        # Added since (the learner answered at once): they wait for that answer's
+                        # turn, behind the chats that asked before it.
+                        rows, newer = [row for row in rows if row.id <= last], True
+                        if not rows:
+                            return False
                     for row in rows:
                         if self._changed_since(chat_id, read_at):
                             break  # rows added, superseded or given up meanwhile: read them again
@@ -451,7 +463,7 @@ class Outbox:
                             break  # all sent, and nothing new: no need to read again
                 self.retry_at.pop(chat_id, None)
                 self.paced.pop(chat_id, None)
-                return True
+                return not newer
         finally:
             self.users[chat_id] -= 1
             if not self.users[chat_id]:  # nobody else is flushing or waiting to: forget the lock
