@@ -108,15 +108,17 @@ class Settings(BaseModel):
     def from_environment(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
         """The settings `environ` (default: the process's) and `env_file` (if it exists) give;
         raise `SettingsError` naming every variable that is wrong."""
-        values = _variables(env_file)
-        values.update((name.upper(), value) for name, value in (os.environ if environ is None else environ).items())
+        environment = {name.upper(): value for name, value in (os.environ if environ is None else environ).items()}
+        in_file = _variables(env_file)
         given: dict[str, str] = {}
         named: dict[str, str] = {}  # field -> the variable it came from, for the error
         for name in cls.model_fields:
             candidates = TOKEN_NAMES if name == "telegram_bot_token" else (PREFIX + name.upper(),)
-            found = next((variable for variable in candidates if variable in values), None)
-            if found is not None:
-                given[name], named[name] = values[found], found
+            for values, where in ((environment, ""), (in_file, f" (in {env_file})")):
+                found = next((variable for variable in candidates if variable in values), None)
+                if found is not None:
+                    given[name], named[name] = values[found], found + where
+                    break
         try:
             return cls.model_validate(given)
         except ValidationError as exc:

@@ -51,6 +51,9 @@ def test_names_are_read_in_any_case_and_the_token_under_either_name(tmp_path):
     assert got.telegram_bot_token.get_secret_value() == TOKEN
     both = settings(tmp_path, {"TELEGRAM_BOT_TOKEN": "1:first", "TUTORBOT_TELEGRAM_BOT_TOKEN": "2:second"})
     assert both.telegram_bot_token.get_secret_value() == "1:first"
+    # The environment wins over .env whichever of the two names each uses.
+    mixed = settings(tmp_path, {"TUTORBOT_TELEGRAM_BOT_TOKEN": "3:environment"}, "TELEGRAM_BOT_TOKEN=4:file\n")
+    assert mixed.telegram_bot_token.get_secret_value() == "3:environment"
 
 
 @pytest.mark.parametrize("name", ["TELEGRAM_BOT_TOKEN", "TUTORBOT_WEBHOOK_URL", "TUTORBOT_WEBHOOK_SECRET", "TUTORBOT_CACHE_DIR"])
@@ -97,7 +100,7 @@ def test_the_command_says_which_setting_is_wrong_and_exits_1(clean_environment, 
     (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nTUTORBOT_RATE_PRIVATE=-1\n")
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 1
-    assert "bad setting: TUTORBOT_RATE_PRIVATE: Input should be greater than 0 (it is '-1')" in result.output
+    assert "bad setting: TUTORBOT_RATE_PRIVATE (in .env): Input should be greater than 0 (it is '-1')" in result.output
     assert TOKEN not in result.output and "Traceback" not in result.output
 
 
