@@ -27,12 +27,12 @@ class SlowTelegram:
     async def send_message(self, chat_id: int, text: str, **_: object) -> SimpleNamespace:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.on_send(chat_id, text)
         try:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # the learner has the message; the bot waits for the answer
         finally:
             self.in_flight -= 1
         self.taken.append((chat_id, text))
-        self.on_send(chat_id, text)
         return SimpleNamespace(message_id=len(self.taken))
 
     def on_send(self, chat_id: int, text: str) -> None:
@@ -100,6 +100,25 @@ async def test_a_learner_who_answers_at_once_waits_behind_the_chats_that_asked_f
     assert len(order) == 41 and order.index("reply 1") < order.index("second reply 1")
     # The 39 others asked first: at most the senders' last round finishes after it.
     assert order.index("second reply 1") >= 40 - SENDS_AT_ONCE
+
+
+async def test_an_answer_given_while_the_reply_goes_out_is_served_at_once_when_nobody_waits(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.db")
+    telegram = SlowTelegram(delay=0.05)
+    outbox = Outbox(store, telegram, private_per_second=None)  # type: ignore[arg-type]
+
+    def answers_at_once(chat_id: int, text: str) -> None:
+        if text == "reply":  # handled before Telegram's answer to that send is back
+            add(store, outbox, chat_id, "next reply")
+            outbox.request(chat_id)
+
+    telegram.on_send = answers_at_once  # type: ignore[method-assign]
+    add(store, outbox, 7, "reply")
+    outbox.request(7)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await until(lambda: [text for _, text in telegram.taken] == ["reply", "next reply"], timeout=2)
+    assert loop.time() - began < 0.3  # two sends of 50 ms, not a wait for the outbox's next round
 
 
 async def test_people_are_served_before_bulk_traffic(tmp_path: Path) -> None:

@@ -363,8 +363,8 @@ class Outbox:
 
     def request(self, chat_id: int, bulk: bool = False) -> None:
         """Have the chat's waiting rows sent, in turn (`bulk`: after every chat of people's
-        replies asked for). Ask after the rows' commit; asking again while they are being sent
-        is safe: that flush sees the newer rows."""
+        replies asked for). Ask after the rows' commit. An ask made while the chat's rows are
+        being sent is served after that flush: it leaves what came since to this ask."""
         if self.stopping or chat_id in self.ready:
             return
         if bulk:
@@ -387,9 +387,7 @@ class Outbox:
                 chats = self.ready or self.bulk_ready
                 chat_id = next(iter(chats))
                 del chats[chat_id]
-                if chat_id in self.locks:  # being sent: that flush reads what was added since
-                    continue
-                try:
+                try:  # (if the chat is being sent, this waits for that flush, then sends the rest)
                     await self.flush(chat_id, patient=False)
                 except Exception:  # noqa: BLE001 - the rows stay; the next ask or `run` tries again
                     log.exception("outbox: sending to chat %s failed", chat_id)
