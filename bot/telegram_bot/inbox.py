@@ -333,7 +333,7 @@ class Dispatcher:
         flush: Callable[[str], Awaitable[None]] | None = None,
         flush_every: float = 1.0,
     ):
-        """`flush(chat key)` has a chat's replies sent (the bot's only asks the outbox:
+        """`flush(chat key)` has a chat's replies sent (the bot's own only asks the outbox,
         `Outbox.request`): after its last queued update, and at least every `flush_every`
         seconds while it keeps sending more (a flood's replies are then folded: see
         `Outbox.add`)."""
@@ -362,7 +362,6 @@ class Dispatcher:
                     await self.handle(update)
                 except Exception:  # one bad update must not stop the chat's queue
                     log.exception("update %s could not be handled", update.update_id)
-                del update  # not kept while the replies go out: a full class has hundreds waiting
                 if self.flush is not None and (not queue or loop.time() - flushed >= self.flush_every):
                     try:
                         await self.flush(key)

@@ -408,8 +408,8 @@ class Outbox:
         """Take the token for the chat's next row by the pace for one person; wait for it if
         `patient`, else False if it is not due yet (the chat is asked for again when it is)."""
         loop = asyncio.get_running_loop()
-        asked = chat_id in self.paced  # its ask is scheduled already
         due = self.paced.pop(chat_id, None)
+        asked = due is not None  # its ask is scheduled already
         if due is None:
             due = loop.time() + self.private_wait(chat_id)
         wait = due - loop.time()
