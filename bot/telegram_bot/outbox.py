@@ -24,8 +24,9 @@ Group study goes through this same table: polls (whose ids are kept, since their
 name them) and the closing of a poll are rows too. A group gets at most `GROUP_PER_MINUTE`
 rows in any minute (Telegram's limit for a bot in one group), counted from the table
 itself, so a restart does not reset the count. Bulk traffic (a remedy to each of a
-group's members) has `priority` 1: at most `BULK_CHATS` such chats start sending per
-second, which leaves room under the bot's overall limit for the replies people wait for.
+group's members) has `priority` 1: it goes only when no person's reply waits, in rounds
+of at most `BULK_CHATS` chats, each `BULK_PAUSE` after the last was sent, which keeps the
+bot under its overall limit (about 30 a second) with the replies people wait for.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ GROUP_PER_MINUTE = 20  # rows a group chat (negative id) gets in any 60 seconds
 PRIVATE_PER_SECOND = 1.0  # rows a second to one person, after a burst of PRIVATE_BURST
 PRIVATE_BURST = 3
 BULK_CHATS = 20  # chats with bulk rows only that start sending per `flush_due`
+BULK_PAUSE = 1.0  # seconds from one round of bulk chats sent to the next asked for
 READ_AT_ONCE = 20  # a chat's waiting rows read in one statement by `flush`
 SENDS_AT_ONCE = 8  # calls in flight from the outbox (Telegram takes ~0.1 s a call: room for 80 a second)
 
@@ -120,6 +122,10 @@ class Outbox:
         self.bulk_ready: dict[int, None] = {}
         self.senders: set[asyncio.Task[None]] = set()
         self.paced: dict[int, float] = {}  # chat id -> loop time its next row's token is due
+        # A round of bulk chats (`flush_due`) starts `BULK_PAUSE` after the last one is sent,
+        # so that with the people's replies Telegram never gets much over 30 in a second.
+        self.bulk_sending = 0
+        self.bulk_next_at = float("-inf")  # loop time the next round may start
         self.stopping = False
         self.sent_at: dict[int, float] = {}  # chat id -> loop time its last row went out
 
@@ -385,12 +391,18 @@ class Outbox:
         try:
             while self.ready or self.bulk_ready:
                 chats = self.ready or self.bulk_ready
+                bulk = chats is self.bulk_ready
                 chat_id = next(iter(chats))
                 del chats[chat_id]
+                self.bulk_sending += bulk
                 try:  # (if the chat is being sent, this waits for that flush, then sends the rest)
                     await self.flush(chat_id, patient=False)
                 except Exception:  # noqa: BLE001 - the rows stay; the next ask or `run` tries again
                     log.exception("outbox: sending to chat %s failed", chat_id)
+                finally:
+                    self.bulk_sending -= bulk
+                    if bulk and not self.bulk_sending and not self.bulk_ready:
+                        self._bulk_round_sent()
         finally:
             self.senders.discard(me)  # no await since the loop found nothing: no ask is missed
 
@@ -471,23 +483,33 @@ class Outbox:
         """Ask for every chat with waiting rows whose retry time has come."""
         now = asyncio.get_running_loop().time()
         chats = await wait_out(self.waiting_chats, "reading the outbox")
+        round_done = not self.bulk_ready and not self.bulk_sending and now >= self.bulk_next_at - 0.001
         bulk = 0
         for chat, bulk_only in chats:
             if self.retry_at.get(chat, 0) > now or self.busy(chat):
                 continue
             if bulk_only:
                 bulk += 1
-                if bulk > BULK_CHATS:
+                if not round_done or bulk > BULK_CHATS:
                     continue
             self.request(chat, bulk=bulk_only)
+
+    def _bulk_round_sent(self) -> None:
+        """The last round's bulk chats are sent: the next round starts `BULK_PAUSE` from now."""
+        loop = asyncio.get_running_loop()
+        self.bulk_next_at = loop.time() + BULK_PAUSE
+        loop.call_at(self.bulk_next_at, lambda: self.stopping or loop.create_task(self._flush_due_logged()))
+
+    async def _flush_due_logged(self) -> None:
+        try:
+            await self.flush_due()
+        except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+            log.exception("outbox: sending failed")
 
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         """Until `stop`: send what is waiting (at start-up, and rows whose send failed)."""
         while not stop.is_set():
-            try:
-                await self.flush_due()
-            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
-                log.exception("outbox: sending failed")
+            await self._flush_due_logged()
             try:
                 await asyncio.wait_for(stop.wait(), every)
             except asyncio.TimeoutError:
