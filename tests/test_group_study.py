@@ -67,7 +67,7 @@ async def test_a_class_goes_through_a_lesson_together(tmp_path: Path) -> None:
         await h.say(BEN, "/help")
 
         posted = await in_group(h, TEACHER, "/study madman-core")
-        assert "Group study: Madman theory" in posted[0]["text"] and "never who" in posted[0]["text"]
+        assert "Group study: Madman theory" in posted[0]["text"] and "the group can see who voted for what" in posted[0]["text"]
         assert "Part 1 of" in posted[1]["text"] and study.NEXT in [b for b, _ in FakeTelegram.buttons(posted[1])]
 
         # Someone who does not lead is refused, and nothing moves.

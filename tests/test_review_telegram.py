@@ -108,3 +108,38 @@ async def test_review_and_feedback_reach_the_learner_even_after_a_failure(tmp_pa
         await h.tap(ANN_ID, h.last(ANN_ID), "Yes, delete everything")
         [report] = await h.say(INSTRUCTOR, "/report")
         assert "Learners: 3 started, 1 finished" in report["text"]
+
+
+async def test_a_second_reviewers_old_buttons_never_change_what_was_recorded(tmp_path: Path) -> None:
+    other = INSTRUCTOR + 10
+    async with harness(tmp_path) as h:
+        h.settings.instructors = [INSTRUCTOR, other]
+        [mine] = await h.say(INSTRUCTOR, "/review")
+        [theirs] = await h.say(other, "/review")  # both look at Ann's reflection
+        assert "Ann Archer" in mine["text"] and "Ann Archer" in theirs["text"]
+        await h.tap(INSTRUCTOR, mine, "Reply with feedback")
+        replies = await h.say(INSTRUCTOR, "Good point; now say why the promise matters more.")
+        assert "Sent to them, and recorded." in replies[0]["text"]
+
+        def ann_review() -> tuple:
+            return h.store.db.execute(
+                "SELECT r.status, r.feedback FROM reviews r JOIN events e ON e.id = r.event WHERE e.learner = ?", [ANN]
+            ).fetchone()
+
+        stale = dict(h.telegram.buttons(theirs))  # as on their screen, before any tap
+        for label in ("Reply with feedback", "✓ Reviewed", "Skip"):
+            notice, following = await h.tap(other, theirs, data=stale[label])
+            assert "sent already, so nothing changed" in notice["text"], label
+            assert "Ben Brown" in following["text"]  # what still waits
+            assert ann_review() == ("answered", "Good point; now say why the promise matters more.")
+        # Someone writing feedback keeps the reflection: another reviewer's tap changes nothing.
+        ben = following
+        await h.tap(other, ben, "Reply with feedback")
+        notice, _ = await h.tap(INSTRUCTOR, replies[1], "✓ Reviewed")  # Ben's, shown after the feedback
+        assert "Another reviewer is writing feedback on this one" in notice["text"]
+        sent = await h.say(other, "Look at the promise half again.")
+        assert "Sent to them, and recorded." in sent[0]["text"]
+        row = h.store.db.execute(
+            "SELECT r.status, r.reviewer FROM reviews r JOIN events e ON e.id = r.event WHERE e.learner = ?", [BEN]
+        ).fetchone()
+        assert row == ("answered", f"tg:{other}")

@@ -168,6 +168,10 @@ async def review_button(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
     with handling(s, update, person) as out:
         if message is not None:
             out.edit(message.message_id)
+        taken = _taken(s, item, person.learner)
+        if taken:  # an old message's buttons, or another reviewer's: what was recorded stands
+            out.send([OutMessage(f"<i>{taken}</i>"), next_reflection(s, scope, after=event)])
+            return None
         if action == "fb":
             clear_drafts(s, person.learner)
             s.store.db.execute(
@@ -183,6 +187,21 @@ async def review_button(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
         )
         out.send([next_reflection(s, scope, after=event)])
     return "Marked reviewed." if action == "ok" else "Skipped for now."
+
+
+def _taken(s: Services, item: reports.Reflection, reviewer: str) -> str | None:
+    """Why this reflection is no longer open to `reviewer` (None if it is): reviewed, answered,
+    or someone else is writing feedback on it. A reviewed or answered one is never changed:
+    a second reviewer's tap must not wipe feedback the learner already has."""
+    if item.status == "answered":
+        return "Feedback on this one was sent already, so nothing changed."
+    if item.status == "reviewed":
+        return "This one was marked reviewed already, so nothing changed."
+    if item.status == "drafting":
+        row = s.store.db.execute("SELECT reviewer FROM reviews WHERE event = ?", [item.event]).fetchone()
+        if row is not None and row[0] != reviewer:
+            return "Another reviewer is writing feedback on this one, so nothing changed."
+    return None
 
 
 def clear_drafts(s: Services, reviewer: str) -> None:
@@ -201,9 +220,13 @@ async def take_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE, even
             clear_drafts(s, person.learner)
             out.send([OutMessage("That reflection is no longer there for you to answer, so nothing was sent.")])
             return
-        s.store.db.execute(
-            "UPDATE reviews SET status = 'answered', feedback = ?, at = ? WHERE event = ?", [text, s.store.now(), event]
-        )
+        if not s.store.db.execute(
+            "UPDATE reviews SET status = 'answered', feedback = ?, at = ? WHERE event = ? AND status = 'drafting' "
+            "AND reviewer = ?",
+            [text, s.store.now(), event, person.learner],
+        ).rowcount:  # reviewed by someone else since the draft began
+            out.send([OutMessage("That reflection was reviewed by someone else meanwhile, so nothing was sent.")])
+            return
         question = reports.written_question(s.tutor.lessons, item.lesson, item.node)
         asked = html.escape(question.write.strip() if question else item.node)
         note = (
@@ -253,6 +276,9 @@ async def transcript(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         )
     except (TelegramError, Blocked) as exc:
         log.warning("sending a transcript to %s failed: %s", person.chat_id, exc)
+        with handling(s, update, person) as out:
+            out.send([OutMessage("Sending the file failed. Please send /transcript again in a moment.")])
+        return
     with s.store.atomic():
         s.inbox.mark_handled(update.update_id)
 

@@ -52,8 +52,10 @@ NEXT = "Next ▸"
 UNKNOWN_BUTTON = "I don't recognise that button, so nothing changed."
 REMEDY = "gq-"  # /start gq-<session>-<step>: a member's own explanation of a group question
 HOW = (
-    "Each of you answers for yourself: your answers are recorded for you, and the group sees "
-    "only how many chose what, never who. Written questions are answered by <b>replying</b> to them."
+    "Each of you answers for yourself, and your answers are recorded for you. My tallies show only "
+    "how many chose what; but a question asked as a poll is not anonymous, so, as in any such Telegram "
+    "poll, the group can see who voted for what (a tap on a button only I see). Written questions are "
+    "answered by <b>replying</b> to them, which the group sees too."
 )
 
 
@@ -133,7 +135,7 @@ def question_text(lesson: Lesson, session: Session, node_id: str, heading: str |
     if step.kind == "choice" and any(len(option) > 30 for option in step.options):
         body += "\n\n" + listed(step.options)
     if step.kind == "text":
-        body += "\n\n<i>✍️ Reply to this message with your answer. Only the bot and the instructor see it.</i>"
+        body += "\n\n<i>✍️ Reply to this message with your answer (the group sees replies).</i>"
     if count is not None:
         body += f"\n\n🙋 {count} answered so far"
     return body
