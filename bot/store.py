@@ -664,6 +664,25 @@ class Store:
         rows = self.db["events"].rows_where(" AND ".join(where) or None, args, order_by="id")
         return [{**row, **{k: json.loads(row[k]) for k in ("input", "outcome", "state")}} for row in rows]
 
+    def move_chat(self, old: int, new: int) -> bool:
+        """A group became a supergroup, which Telegram gives a new chat id: its study session
+        (the latest, if both ids have one), assignments, members' progress, history and
+        messages, sent and waiting, move to the new id. False if nothing was there to move."""
+        was, now = f"tg:{old}", f"tg:{new}"
+        with self.atomic():
+            ids = dict(self.db.execute("SELECT chat, id FROM study_sessions WHERE chat IN (?, ?)", [was, now]).fetchall())
+            if len(ids) == 2:  # a /study in the new chat before the move was seen: the later one stays
+                self.db.execute("DELETE FROM study_sessions WHERE id = ?", [min(ids.values())])
+            self._uncache()
+            moved = 0
+            for table in ("study_sessions", "outbox"):
+                moved += self.db.execute(f"UPDATE {table} SET chat = ?, chat_id = ? WHERE chat = ?", [now, new, was]).rowcount
+            for table in ("assignments", "events"):
+                moved += self.db.execute(f"UPDATE {table} SET chat = ? WHERE chat = ?", [now, was]).rowcount
+            # (a member with progress under both ids, which only a race can make, keeps the new one)
+            moved += self.db.execute("UPDATE OR IGNORE progress SET chat = ? WHERE chat = ?", [now, was]).rowcount
+        return moved > 0
+
     def forget(self, learner: str) -> None:
         """Delete everything stored about a learner.
 

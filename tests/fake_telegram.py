@@ -127,6 +127,7 @@ class FakeTelegram:
         self.reactions: list[tuple[int, int, Any]] = []  # (chat, message id, reaction) the bot set
         self.next_poll_id = 1
         self.documents: dict[tuple[int, int], bytes] = {}  # (chat, message id) -> a sent file's content
+        self.migrated: dict[int, int] = {}  # a group that became a supergroup -> its new id
 
     # --- the learners' side ---------------------------------------------------------------
 
@@ -204,6 +205,18 @@ class FakeTelegram:
         answer = {"poll_id": poll_id, "user": self._user(user_id), "option_ids": option_ids,
                   "option_persistent_ids": [f"o{i}" for i in option_ids]}
         return self._push({"poll_answer": answer})
+
+    def migrate(self, old: int, new: int, by: int, tell: bool = True) -> None:
+        """The group `old` becomes the supergroup `new` (upgraded by its admin `by`): calls
+        to `old` fail with Telegram's "migrated" error, and (if `tell`) each chat gets the
+        service message that says so, as Telegram sends them."""
+        with self.lock:
+            self.migrated[old] = new
+            self.admins[new] = set(self.admins.get(old, set()))
+            self.chats[new] = list(self.chats.get(old, []))  # the history is seen in the supergroup
+        if tell:
+            self._push({"message": self._incoming(by, old, migrate_to_chat_id=new)})
+            self._push({"message": self._incoming(by, new, migrate_from_chat_id=old)})
 
     # --- what the learner sees ----------------------------------------------------------
 
@@ -340,6 +353,10 @@ class FakeTelegram:
             if int(params["user_id"]) in self.admins.get(chat_id, set()):
                 return ok({"status": "creator", "user": user, "is_anonymous": False})
             return ok({"status": "member", "user": user})
+        if chat_id in self.migrated:
+            return 400, {"ok": False, "error_code": 400,
+                         "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                         "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}
         if chat_id in self.blocked:
             return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
         if method == "sendMessage":

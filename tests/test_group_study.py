@@ -369,3 +369,53 @@ async def test_a_session_ends_when_the_bot_is_removed_from_the_group(tmp_path: P
         await h.handled(h.telegram.send_text(TEACHER, "/next", group=GROUP))
         await wait_until(lambda: session_row(h)[3] == "stopped")
         assert h.store.db.execute("SELECT due_at FROM study_sessions").fetchone()[0] is None
+
+
+SUPERGROUP = -1009990555
+
+
+async def test_a_group_that_becomes_a_supergroup_goes_on_there(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/assign madman-core")
+        await in_group(h, TEACHER, "/study madman-core")
+        question = await until_question(h)
+        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        await vote(h, ANN, question, RIGHT[key])
+        # An admin upgrades the group: Telegram says so in both chats, and the old id is dead.
+        h.telegram.migrate(GROUP, SUPERGROUP, by=TEACHER)
+        await h.handled(h.telegram.next_update_id - 1)
+        assert session_row(h)[3] == "running"
+        assert h.store.db.execute("SELECT chat, chat_id FROM study_sessions").fetchall() == [(f"tg:{SUPERGROUP}", SUPERGROUP)]
+        assert h.store.db.execute("SELECT chat FROM assignments").fetchall() == [(f"tg:{SUPERGROUP}",)]
+        assert h.store.progress(f"tg:{ANN}", "madman-core", f"tg:{SUPERGROUP}").state.score == 1
+        # The leader goes on in the supergroup: the question closes there, with Ann's answer counted.
+        before = len(h.telegram.bot_messages(SUPERGROUP))
+        await h.handled(h.telegram.send_text(TEACHER, "/next", group=SUPERGROUP))
+        [tally] = [m for m in h.telegram.bot_messages(SUPERGROUP)[before:] if "answered" in m["text"]]
+        assert "📊 1 answered" in tally["text"]
+        [standings] = await _said(h, TEACHER, "/standings", SUPERGROUP)
+        assert standings["text"] == "No one has started the lesson assigned here yet."  # the assignment came along
+        # Reports name the group by its new id, its history included.
+        assert {e["chat"] for e in h.store.events(learner=f"tg:{ANN}")} == {f"tg:{SUPERGROUP}"}
+
+
+async def test_a_reply_to_a_group_that_became_a_supergroup_follows_it(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        # The bot has not seen the service messages (yet): its next send tells it.
+        h.telegram.migrate(GROUP, SUPERGROUP, by=TEACHER, tell=False)
+        s = h.app.bot_data["services"]
+        with h.store.atomic():
+            s.outbox.add(GROUP, study.OutMessage("still here"))
+        s.outbox.request(GROUP)
+        await wait_until(lambda: any(m["text"] == "still here" for m in h.telegram.bot_messages(SUPERGROUP)))
+        assert h.store.db.execute("SELECT chat_id FROM study_sessions").fetchone()[0] == SUPERGROUP
+        assert not h.store.db.execute("SELECT 1 FROM outbox WHERE chat_id = ?", [GROUP]).fetchone()
+
+
+async def _said(h: Harness, user: int, text: str, group: int) -> list[dict]:
+    before = len(h.telegram.bot_messages(group))
+    await h.handled(h.telegram.send_text(user, text, group=group))
+    return h.telegram.bot_messages(group)[before:]

@@ -134,6 +134,7 @@ def build_application(
         ("help", groups.help_command),
     ]:
         app.add_handler(CommandHandler(name, callback, filters=in_group))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, groups.migrated))
     app.add_handler(MessageHandler(in_group & filters.COMMAND, handlers.group_message))
     app.add_handler(MessageHandler(in_group & filters.REPLY & filters.TEXT, study.reflection))
     app.add_handler(PollAnswerHandler(study.poll_answer))

@@ -109,6 +109,26 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         reply(services(context), update, HELP, rationed=True)
 
 
+async def migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The group became a supergroup, with a new chat id (Telegram says so in both chats):
+    its study session, assignments and history go on under the new id."""
+    s, message = services(context), update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old, new = message.chat_id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old, new = message.migrate_from_chat_id, message.chat_id
+    else:
+        return
+    with s.store.atomic():
+        moved = s.outbox.move(old, new)
+        s.inbox.mark_handled(update.update_id)
+    if moved:
+        log.info("group %s is now supergroup %s; its study goes on there", old, new)
+        s.outbox.request(new)
+
+
 async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/assign [lesson] in a group: a button that takes each member to the lesson in private."""
     s, chat, user = services(context), update.effective_chat, update.effective_user

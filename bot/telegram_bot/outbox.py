@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import LinkPreviewOptions
-from telegram.error import BadRequest, InvalidToken, TelegramError
+from telegram.error import BadRequest, ChatMigrated, InvalidToken, TelegramError
 
 from bot.store import UNTRIMMED, Store, wait_out
 from bot.telegram_bot.render import OutMessage, split
@@ -198,6 +198,15 @@ class Outbox:
         The poll is named by its step, not its message id: it may still be waiting in the
         outbox itself (a group's messages wait for its minute), and rows go out in order."""
         self._insert(chat_id, "stop_poll", {"of_step": step, "buttons": buttons}, None, update_id, False, 0)
+
+    def move(self, old: int, new: int) -> bool:
+        """The group `old` is now the supergroup `new`: everything stored for it moves (see
+        `Store.move_chat`), its waiting rows included. Ask for `new` after the commit."""
+        for chat in (old, new):
+            self.queued.pop(chat, None)
+            self.clean.discard(chat)
+            self.store.on_commit(lambda chat=chat: self._changed(chat))
+        return self.store.move_chat(old, new)
 
     def supersede(self, chat_id: int) -> None:
         """A newer reply for the chat is coming: droppable rows that have not gone out are moot.
@@ -524,6 +533,12 @@ class Outbox:
             error = f"blocked: {exc}"
             await wait_out(lambda: self._fail_chat(row.chat_id, error), "recording what was sent")
             return True
+        except ChatMigrated as exc:  # the group became a supergroup: its rows go to the new id
+            new = exc.new_chat_id
+            log.info("outbox: chat %s is now chat %s; its messages follow it", row.chat_id, new)
+            await wait_out(lambda: self.move(row.chat_id, new), "recording what was sent")
+            self.request(new)
+            return False
         except BadRequest as exc:
             if "not modified" in str(exc).lower() or "poll has already been closed" in str(exc).lower():
                 await wait_out(lambda: self._mark_sent(row, None), "recording what was sent")  # done already
