@@ -267,8 +267,10 @@ def _lesson_head(summary: LessonSummary, lesson: Lesson, index: int) -> str:
     parts = [
         f'<section class="lesson" id="l-{_e(lesson.id)}">\n<h2>{_e(lesson.title)} <span class="muted">({_e(lesson.id)})</span></h2>\n',
         '<ul class="figures">',
-        f"<li><b>{summary.started}</b><span>learners started</span></li>",
-        f"<li><b>{summary.finished}</b><span>finished ({_percent(summary.finished / summary.started if summary.started else None)})</span></li>",
+        f"<li><b>{summary.learners}</b><span>learners started</span></li>",
+        f"<li><b>{summary.finishers}</b><span>finished ({_percent(summary.finishers / summary.learners if summary.learners else None)})</span></li>",
+        *([f"<li><b>{summary.started}</b><span>attempts, {summary.finished} finished</span></li>"]
+          if (summary.started, summary.finished) != (summary.learners, summary.finishers) else []),
         f"<li><b>{_duration(None if minutes is None else minutes * 60)}</b><span>median time to finish</span></li>",
         f"<li><b>{'—' if mean is None else f'{mean:.1f}'}</b><span>mean first-try score, of {summary.questions_total}</span></li>",
         "</ul>\n",

@@ -254,8 +254,12 @@ class LessonSummary:
     lesson: str
     title: str
     questions_total: int
-    started: int = 0
+    started: int = 0  # attempts (a restart, or the lesson in a group, begins another)
     finished: int = 0
+    learners: int = 0  # people: who started, who finished at least once
+    finishers: int = 0
+    last_learner: str | None = None  # (attempts come learner by learner: see `attempts`)
+    last_finisher: str | None = None
     finish_minutes: list[float] = field(default_factory=list)  # of those who finished
     score_sum: int = 0
     score_squares: int = 0
@@ -300,6 +304,13 @@ class LessonSummary:
         p = right / (right + wrong)
         return (q.sum_right / right - q.sum_wrong / wrong) / math.sqrt(variance) * math.sqrt(p * (1 - p))
 
+    def who(self) -> str:
+        """"N started, M finished", of people, with the attempts where they differ."""
+        text = f"{self.learners} started, {self.finishers} finished"
+        if (self.started, self.finished) != (self.learners, self.finishers):
+            text += f" ({self.started} attempts, {self.finished} finished: a restart or a group session is another)"
+        return text
+
     def hardest(self, count: int = 5) -> list[QuestionStats]:
         """The questions with the lowest facility (answered by someone), hardest first."""
         answered = [q for q in self.questions.values() if q.answered]
@@ -325,6 +336,8 @@ def summarize(store: Store, lessons: dict[str, LoadedLesson], filters: Filters =
 
 def add(summary: LessonSummary, lesson: Lesson, attempt: Attempt) -> None:
     summary.started += 1
+    if attempt.learner != summary.last_learner:
+        summary.learners, summary.last_learner = summary.learners + 1, attempt.learner
     summary.parts_reached.update(attempt.parts_reached)
     summary.edges.update(attempt.edges)
     chosen = {r.misconception for r in attempt.responses if r.misconception}
@@ -339,6 +352,8 @@ def add(summary: LessonSummary, lesson: Lesson, attempt: Attempt) -> None:
     if not attempt.finished:
         return
     summary.finished += 1
+    if attempt.learner != summary.last_finisher:
+        summary.finishers, summary.last_finisher = summary.finishers + 1, attempt.learner
     summary.finish_minutes.append(attempt.seconds / 60)
     summary.scored += 1
     summary.score_sum += attempt.score
@@ -400,7 +415,8 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
 
 
 def shorten(text: str, limit: int) -> str:
-    """`text`, cut at a word end with "…" if longer than `limit`."""
+    """`text` on one line, cut at a word end with "…" if longer than `limit`."""
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + "…"
 
 

@@ -80,7 +80,7 @@ def report(lesson: str | None, chat: str | None, since: datetime | None, databas
             median = f"{summary.median_minutes:.1f} min" if summary.median_minutes is not None else "–"
             mean = f"{summary.mean_score:.2f} of {summary.questions_total}" if summary.mean_score is not None else "–"
             click.echo(f"\n{summary.title} ({summary.lesson})")
-            click.echo(f"  started {summary.started}, finished {summary.finished}; median time to finish {median}; "
+            click.echo(f"  learners: {summary.who()}; median time to finish {median}; "
                        f"mean first-try score {mean}; reflections waiting for review {summary.reflections_waiting}")
             click.echo(f"\n  {'question':<60} {'answered':>8} {'facility':>8} {'discr.':>6}")
             for question in summary.questions.values():

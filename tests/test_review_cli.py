@@ -30,7 +30,7 @@ def tutorbot(*argv: str) -> tuple[int, str]:
 def test_report_prints_the_summary(db: Path) -> None:
     code, out = tutorbot("report", "--db", str(db), "--dialogues", str(LESSONS_PATH))
     assert code == 0
-    assert "started 4, finished 2; median time to finish 5.0 min; mean first-try score 2.50 of 3" in out
+    assert "learners: 4 started, 2 finished; median time to finish 5.0 min; mean first-try score 2.50 of 3" in out
     assert "reflections waiting for review 2" in out
     # The remedied question: Ann right, Ben wrong at the first try; 2 finishers, scores 3 and 2:
     # facility 50 %, point-biserial (3 - 2) / 0.5 × √(0.5 × 0.5) = 1.00.
@@ -40,7 +40,7 @@ def test_report_prints_the_summary(db: Path) -> None:
     code, out = tutorbot("report", "--db", str(db), "--dialogues", str(LESSONS_PATH), "--since", "2027-01-01")
     assert code == 0 and "No learner has started" in out
     code, out = tutorbot("report", "--db", str(db), "--dialogues", str(LESSONS_PATH), "--chat", BEN)
-    assert "started 1, finished 1" in out
+    assert "learners: 1 started, 1 finished" in out
     code, out = tutorbot("report", "--db", str(db), "--dialogues", str(LESSONS_PATH), "--lesson", "nosuch")
     assert code == 1 and "no lesson 'nosuch'" in out
 

@@ -8,7 +8,8 @@ import csv
 import io
 from pathlib import Path
 
-from bot import access
+from bot import access, reports
+from bot.tutor import Tutor
 from tests.report_data import ANN, BEN, REFLECTION, build
 from tests.test_telegram_bot import Harness
 
@@ -143,3 +144,21 @@ async def test_a_second_reviewers_old_buttons_never_change_what_was_recorded(tmp
             "SELECT r.status, r.reviewer FROM reviews r JOIN events e ON e.id = r.event WHERE e.learner = ?", [BEN]
         ).fetchone()
         assert row == ("answered", f"tg:{other}")
+
+
+async def test_the_report_counts_people_not_attempts(tmp_path: Path) -> None:
+    store, lessons, _ = build(tmp_path / "bot.db")
+    # Ann does the lesson again, and a second time in a group: three attempts, one person.
+    tutor = Tutor(store, lessons, seeds=lambda: 11)
+    tutor.begin(ANN, ANN, "madman-core", restart=True)
+    tutor.begin(ANN, f"tg:{GROUP}", "madman-core")
+    [summary] = reports.summarize(store, lessons)
+    assert (summary.learners, summary.finishers, summary.started, summary.finished) == (4, 2, 6, 2)
+    assert summary.who() == "4 started, 2 finished (6 attempts, 2 finished: a restart or a group session is another)"
+    store.close()
+
+
+def test_a_question_of_several_lines_keeps_to_its_row_in_the_printed_report() -> None:
+    ask = "Four aims or demands:\n\n• A: stop enriching\n• B: talk"
+    assert reports.shorten(ask, 58) == "Four aims or demands: • A: stop enriching • B: talk"
+    assert "\n" not in reports.shorten(ask * 3, 58) and len(reports.shorten(ask * 3, 58)) <= 58

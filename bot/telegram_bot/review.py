@@ -74,7 +74,7 @@ def summary_text(s: Services, summary: reports.LessonSummary) -> str:
     mean = f"{summary.mean_score:.1f} of {summary.questions_total}" if summary.mean_score is not None else "–"
     lines = [
         f"<b>{html.escape(summary.title)}</b>",
-        f"Learners: {summary.started} started, {summary.finished} finished",
+        f"Learners: {summary.who()}",
         f"Median time to finish: {median}; mean score at the first try: {mean}",
     ]
     hardest = summary.hardest(5)
