@@ -419,3 +419,31 @@ async def _said(h: Harness, user: int, text: str, group: int) -> list[dict]:
     before = len(h.telegram.bot_messages(group))
     await h.handled(h.telegram.send_text(user, text, group=group))
     return h.telegram.bot_messages(group)[before:]
+
+
+async def test_written_answers_by_reply_a_caption_counts_a_second_reply_is_told_and_other_bots_commands_are_left_alone(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        assert await in_group(h, ANN, "/next@some_other_bot") == []  # for another bot: not a word
+        for _ in range(20):
+            step = last_step(h)
+            if "Reply to this message" in step["text"]:
+                break
+            await in_group(h, TEACHER, "/next")
+        # Ann answers with a photo and a caption: the caption is her answer.
+        replied = {k: v for k, v in step.items() if k not in ("from_bot", "html")}
+        photo = [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}]
+        message = h.telegram._incoming(ANN, GROUP, photo=photo, caption="Trust must run both ways, or no deal holds.",
+                                       reply_to_message=replied)
+        await h.handled(h.telegram._push({"message": message}))
+        events = h.store.events(learner=f"tg:{ANN}", chat=f"tg:{GROUP}")
+        assert events[-1]["input"] == {"kind": "answer", "text": "Trust must run both ways, or no deal holds."}
+        assert len(h.telegram.reactions) == 1
+        # A second reply is not recorded, and she is told so rather than shown the ✍ again.
+        [told] = await in_group(h, ANN, "And one more thought on the matter.", reply_to=step["message_id"])
+        assert "only your first answer counts" in told["text"]
+        assert len(h.telegram.reactions) == 1
+        assert h.store.events(learner=f"tg:{ANN}", chat=f"tg:{GROUP}") == events

@@ -136,7 +136,7 @@ def build_application(
         app.add_handler(CommandHandler(name, callback, filters=in_group))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, groups.migrated))
     app.add_handler(MessageHandler(in_group & filters.COMMAND, handlers.group_message))
-    app.add_handler(MessageHandler(in_group & filters.REPLY & filters.TEXT, study.reflection))
+    app.add_handler(MessageHandler(in_group & filters.REPLY & (filters.TEXT | filters.CAPTION), study.reflection))
     app.add_handler(PollAnswerHandler(study.poll_answer))
     app.add_error_handler(handlers.on_error)
     return app

@@ -246,7 +246,14 @@ GROUP_NOTE = (
 
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Other commands in groups: say which ones the bot knows there."""
+    """Other commands in groups: say which ones the bot knows there (not for a command
+    addressed to another bot, `/next@otherbot`: a bot that is an admin sees those too)."""
+    s, message = services(context), update.effective_message
+    addressed = (message.text or "").split(maxsplit=1)[0].partition("@")[2] if message is not None else ""
+    if addressed and addressed.lower() != (context.bot.username or "").lower():
+        with s.store.atomic():
+            s.inbox.mark_handled(update.update_id)
+        return
     if update.effective_chat is not None:
         groups.reply(services(context), update, GROUP_NOTE.format(username=html.escape(context.bot.username)), rationed=True)
 

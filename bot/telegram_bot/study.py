@@ -605,7 +605,8 @@ async def poll_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 async def reflection(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A reply in a group to the bot's written question: that member's answer."""
     s, message, user, chat = services(context), update.effective_message, update.effective_user, update.effective_chat
-    if message is None or user is None or chat is None or message.reply_to_message is None or not message.text:
+    text = message.text or message.caption if message is not None else None  # a photo's caption answers too
+    if message is None or user is None or chat is None or message.reply_to_message is None or not text:
         return
     session = _session(s, chat.id)
     lesson = s.tutor.lessons[session.lesson].lesson if session else None
@@ -621,21 +622,25 @@ async def reflection(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     learner = f"tg:{user.id}"
     with s.store.atomic():
         s.store.ensure_learner(learner, user.full_name)
-        note = None
-        if s.sessions.first_answer(session, session.node, learner) is None:
+        note, recorded = None, False
+        again = s.sessions.first_answer(session, session.node, learner) is not None
+        if not again:
             try:
                 s.tutor.in_group(
-                    learner, session.chat, lesson.id, session.node, Answer(message.text), session.seed, session.started_at, update.update_id
+                    learner, session.chat, lesson.id, session.node, Answer(text), session.seed, session.started_at, update.update_id
                 )
                 s.sessions.answer(session, session.node, learner, -1)
+                recorded = True
             except TooShort as error:
                 note = f"{html.escape(user.first_name)}, could you say a little more? {str(error).capitalize()}."
             except InputError:
                 pass
+        elif not s.quiet(chat.id, "group"):  # (rationed: a group's 20 messages a minute are for the lesson)
+            note = f"{html.escape(user.first_name)}, only your first answer counts, and it is recorded already."
         if note:
             s.outbox.add(chat.id, OutMessage(note), update.update_id, droppable=True)
         s.inbox.mark_handled(update.update_id)
-    if not note:  # acknowledged to the member with a reaction, not a message to the whole group
+    if recorded:  # acknowledged to the member with a reaction, not a message to the whole group
         try:
             await s.sender.call(lambda: context.bot.set_message_reaction(chat.id, message.message_id, "✍"), attempts=1)
         except (TelegramError, Blocked):
