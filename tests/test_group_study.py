@@ -447,3 +447,29 @@ async def test_written_answers_by_reply_a_caption_counts_a_second_reply_is_told_
         assert "only your first answer counts" in told["text"]
         assert len(h.telegram.reactions) == 1
         assert h.store.events(learner=f"tg:{ANN}", chat=f"tg:{GROUP}") == events
+
+
+async def test_a_stopped_session_gives_the_leader_the_scores_so_far_or_the_group_says_how_to_get_them(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        question = await until_question(h)
+        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        await vote(h, ANN, question, RIGHT[key])
+        ended = await in_group(h, TEACHER, "/stop")  # the teacher has no private chat with the bot
+        assert "The study session has ended" in ended[-1]["text"]
+        assert "they can start one (@argument_tutor_bot) and send /report" in ended[-1]["text"]
+        assert h.telegram.bot_messages(TEACHER) == []
+
+        await h.say(TEACHER, "/help")  # now the bot can write to them
+        await in_group(h, TEACHER, "/study madman-core")
+        question = await until_question(h)
+        await vote(h, ANN, question, RIGHT[key])
+        await vote(h, BEN, question, WRONG[key])
+        before = len(h.telegram.bot_messages(TEACHER))
+        ended = await in_group(h, TEACHER, "/stop")
+        assert "send /report" not in ended[-1]["text"]
+        await wait_until(lambda: len(h.telegram.bot_messages(TEACHER)) > before)
+        [scores] = h.telegram.bot_messages(TEACHER)[before:]
+        assert "so far (the session was stopped)" in scores["text"]
+        assert f"Learner{ANN}: 1" in scores["text"] and f"Learner{BEN}: 0" in scores["text"]
