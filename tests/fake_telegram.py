@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -93,6 +94,48 @@ class Answer:
     body: dict[str, Any] | None
     data: bytes
     effect: str | None = None
+
+
+TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
+                 "blockquote", "tg-emoji", "tg-time"}
+
+
+class _Tags(HTMLParser):
+    """Checks HTML as Telegram's parser does: only its tags, each closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.problem: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in TELEGRAM_TAGS:
+            self.problem = self.problem or f"unsupported start tag \"{tag}\""
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.problem = self.problem or f"unmatched end tag \"{tag}\""
+        else:
+            self.open.pop()
+
+
+def text_refused(text: str, parse_mode: str | None) -> str | None:
+    """Why Telegram would refuse this message text (None if it would take it): empty, over
+    4096 characters once parsed, or HTML it cannot parse."""
+    if parse_mode == "HTML":
+        tags = _Tags()
+        tags.feed(text)
+        tags.close()
+        problem = tags.problem or (f"can't find end tag corresponding to start tag \"{tags.open[-1]}\"" if tags.open else None)
+        if problem:
+            return f"can't parse entities: {problem}"
+        text = plain(text)
+    if not text.strip():
+        return "message text is empty"
+    if len(text.encode("utf-16-le")) // 2 > 4096:
+        return "message is too long"
+    return None
 
 
 def plain(text_html: str) -> str:
@@ -359,6 +402,10 @@ class FakeTelegram:
                          "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}
         if chat_id in self.blocked:
             return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+        if method in ("sendMessage", "editMessageText"):
+            refused = text_refused(params.get("text", ""), params.get("parse_mode"))
+            if refused:
+                return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {refused}"}
         if method == "sendMessage":
             message = {
                 "message_id": self.next_message_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ from bot.telegram_bot.render import (
     parse_button,
     split,
     step_message,
+    visible_length,
 )
+from tests.fake_telegram import plain, text_refused
 
 LESSON = load_text(
     """
@@ -122,12 +125,36 @@ def test_long_text_is_split_at_telegrams_limit_without_losing_words() -> None:
     words = [f"word{i}&amp;" for i in range(2000)]
     text = " ".join(words[:700]) + "\n\n" + " ".join(words[700:])
     pieces = split(text)
-    assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
+    assert len(pieces) > 1 and all(visible_length(p) <= 4096 for p in pieces)
     assert " ".join(" ".join(pieces).split()) == " ".join(text.split())
     unbroken = "x" * 5000 + "&amp;" + "y" * 5000
     pieces = split(unbroken)
-    assert all(len(p) <= 4096 for p in pieces) and "".join(pieces) == unbroken
+    assert all(visible_length(p) <= 4096 for p in pieces) and "".join(pieces) == unbroken
     assert all(p.count("&") == p.count(";") for p in pieces)  # no entity cut in two
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_piece_is_whole_html_telegram_takes_and_no_word_is_lost(seed: int) -> None:
+    """Long replies of every shape: tags around long runs, links, entities that make the HTML
+    longer than what Telegram counts, emoji that count twice, lines and unbroken runs."""
+    rng = random.Random(seed)
+    parts = []
+    for _ in range(rng.randint(20, 400)):
+        word = rng.choice(["&amp;&lt;&gt;&quot;", "word", "🙂🙂", "ĉu", "x" * rng.randint(1, 300), "&#39;"])
+        tag = rng.choice([None, None, "b", "i", "blockquote", 'a href="https://example.com/?a=1&amp;b=2"'])
+        parts.append(f"<{tag}>{word} {word}</{tag.split()[0]}>" if tag else word)
+        parts.append(rng.choice([" ", " ", "\n", "\n\n"]))
+    text = "<i>" + "".join(parts) + "</i>"
+    limit = rng.choice([4096, 500, 60])
+    pieces = split(text, limit)
+    for piece in pieces:
+        assert visible_length(piece) <= limit
+        if limit == 4096:
+            assert text_refused(piece, "HTML") is None, piece[:80]
+    words = lambda t: "".join(plain(t).split())  # noqa: E731 - whitespace may go at a cut, nothing else
+    assert words("".join(pieces)) == words(text)
+    if visible_length(text) <= limit:
+        assert pieces == [text]  # what fits is never cut, however long its HTML
 
 
 @pytest.mark.parametrize(

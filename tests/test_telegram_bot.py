@@ -4,6 +4,7 @@ loop, with the network faked at python-telegram-bot's `BaseRequest` seam."""
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import json
 import logging
@@ -429,3 +430,24 @@ async def test_after_the_end_the_learner_is_told_what_next(tmp_path: Path) -> No
         ]
         replies = await h.say(ALICE, "more please")
         assert replies[-1]["text"] == "/lessons shows the other lessons; /restart goes through this one again."
+
+
+async def test_a_long_reply_full_of_characters_html_escapes_reaches_the_learner_whole(tmp_path: Path) -> None:
+    """Each `"`, `&`, `<` is several characters of HTML but one of text (the end of the full
+    lesson recalls several of the learner's answers): the reply goes out in pieces Telegram
+    takes, no tag cut, and not cut at all where its text fits."""
+    from bot.telegram_bot.render import OutMessage
+
+    answer = html.escape('"&<> trust "&<> deal ' * 190)  # 4,000 characters of text, 13,000 of HTML
+    async with Harness(tmp_path) as h:
+        s = h.app.bot_data["services"]
+        with h.store.atomic():
+            s.outbox.add(ALICE, OutMessage(f"<b>You wrote:</b>\n<i>{answer}</i>"))
+            s.outbox.add(ALICE, OutMessage(f"<b>Again:</b>\n<i>{answer}</i>\n<i>{answer}</i>", buttons=((("Look again", "x"),),)))
+        await s.outbox.flush(ALICE)
+        sent = h.telegram.bot_messages(ALICE)
+        assert [len(m["text"]) <= 4096 for m in sent] == [True] * 3  # the first whole, the second in two
+        assert sent[0]["text"] == "You wrote:\n" + html.unescape(answer)
+        assert h.telegram.buttons(sent[-1]) == [("Look again", "x")]
+        assert all(m["html"].count("<i>") == m["html"].count("</i>") for m in sent)
+        assert h.store.db.execute("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").fetchone()[0] == 0

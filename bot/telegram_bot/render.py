@@ -291,22 +291,66 @@ def checked(points: list[int]) -> str:
     return f"<b>Your answer makes:</b> {marked}"
 
 
-def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Cut HTML text into pieces of at most `limit` characters, at paragraph, line or word ends.
+_TOKENS = re.compile(r"<[^<>]*>|&#?\w+;|.", re.S)  # a tag, an entity, or one character
+_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)")
 
-    Lesson text carries tags only around short, whole lines (headings, notices), so cuts at
-    blank lines and spaces do not break a tag; an entity such as `&amp;` is never cut.
-    """
+
+def _width(token: str) -> int:
+    """What a token of HTML text counts toward Telegram's limit: its visible length, in
+    UTF-16 code units (how Telegram counts), after the tags and entities are parsed."""
+    if len(token) > 1:
+        return 0 if token[0] == "<" else 1  # a tag, or an entity such as &amp;
+    return 2 if ord(token) > 0xFFFF else 1
+
+
+def visible_length(text: str) -> int:
+    """The length Telegram measures a message of HTML text by."""
+    return sum(_width(token) for token in _TOKENS.findall(text))
+
+
+def split(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cut HTML text into pieces of at most `limit` visible characters (Telegram's limit is
+    on the text after its tags and entities are parsed), at a line end past the piece's
+    middle, else a word end. No tag or entity is cut: a tag open at a cut is closed at the
+    end of its piece and opened again at the start of the next, so each piece is whole HTML.
+    (A learner's answer echoed back can be long, and full of `&amp;`.)"""
     pieces: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut <= 0:
-            cut = limit
-            amp = window.rfind("&")
-            if amp > limit - 10 and ";" not in window[amp:]:
-                cut = amp
-        pieces.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    pieces.append(text)
-    return [piece for piece in pieces if piece]
+    while True:
+        tokens = _TOKENS.findall(text)
+        cut = _cut(tokens, limit)
+        if cut is None:
+            pieces.append(text)
+            break
+        at, tags = cut
+        pieces.append("".join(tokens[:at]).rstrip() + "".join(f"</{name}>" for name, _ in reversed(tags)))
+        text = "".join(opening for _, opening in tags) + "".join(tokens[at:]).lstrip()
+    return [piece for piece in pieces if visible_length(piece.strip())]
+
+
+def _cut(tokens: list[str], limit: int) -> tuple[int, tuple[tuple[str, str], ...]] | None:
+    """Where to cut `tokens` (the index of the first token of the next piece) and the tags
+    open there, as (name, opening tag); None if they fit in one piece."""
+    length = 0
+    tags: list[tuple[str, str]] = []
+    lines: list[tuple[int, tuple]] = []  # cut points at line ends past the middle, and at spaces
+    spaces: list[tuple[int, tuple]] = []
+    for index, token in enumerate(tokens):
+        tag = _TAG.match(token) if len(token) > 1 else None
+        if tag is not None:
+            name = tag[2].lower()
+            if not tag[1]:
+                tags.append((name, token))
+            elif any(open_name == name for open_name, _ in tags):
+                while tags and tags.pop()[0] != name:
+                    pass
+            continue
+        width = _width(token)
+        if length + width > limit:
+            found = lines or spaces
+            return found[-1] if found and found[-1][0] > 0 else (max(index, 1), tuple(tags))
+        if token == "\n" and length >= limit // 2:
+            lines.append((index, tuple(tags)))
+        elif token in (" ", "\n"):
+            spaces.append((index, tuple(tags)))
+        length += width
+    return None
