@@ -664,6 +664,13 @@ class Store:
         rows = self.db["events"].rows_where(" AND ".join(where) or None, args, order_by="id")
         return [{**row, **{k: json.loads(row[k]) for k in ("input", "outcome", "state")}} for row in rows]
 
+    def last_event(self, learner: str) -> int:
+        """When the learner's latest event anywhere was, in milliseconds since 1970 (0 if
+        none): it tells whether they did anything since. (Not the event's id: after /forget
+        the deleted ids are given out again.)"""
+        row = self.db.execute("SELECT at FROM events WHERE learner = ? ORDER BY id DESC LIMIT 1", [learner]).fetchone()
+        return 0 if row is None else int(datetime.fromisoformat(row[0]).timestamp() * 1000)
+
     def move_chat(self, old: int, new: int) -> bool:
         """A group became a supergroup, which Telegram gives a new chat id: its study session
         (the latest, if both ids have one), assignments, members' progress, history and

@@ -259,6 +259,26 @@ async def test_forget_leaves_no_row_of_the_learner(tmp_path: Path) -> None:
         assert h.store.events(learner=f"tg:{BOB}")  # others keep theirs
 
 
+async def test_an_old_forget_question_deletes_nothing_learnt_since(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start madman-core")
+        old = (await h.say(ALICE, "/forget"))[0]
+        stale = dict(h.telegram.buttons(old))["Yes, delete everything"]  # as on her screen
+        await h.tap(ALICE, h.telegram.bot_messages(ALICE)[0], "Continue ▸")  # she goes on learning
+        learnt = h.events(ALICE)
+        [note, *_] = await h.tap(ALICE, old, "Yes, delete everything")
+        assert "from earlier" in note["text"] and "nothing was deleted" in note["text"]
+        assert h.events(ALICE) == learnt
+        # Asked again and confirmed at once, it deletes; then she starts again, and the
+        # first question's "yes", still on her screen, deletes nothing of the new start.
+        await h.tap(ALICE, (await h.say(ALICE, "/forget"))[0], "Yes, delete everything")
+        assert h.events(ALICE) == []
+        await h.say(ALICE, "/start madman-core")
+        again = h.events(ALICE)
+        await h.tap(ALICE, old, data=stale)
+        assert h.events(ALICE) == again
+
+
 async def test_redelivered_update_is_handled_once(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await h.say(ALICE, "/start madman-core")

@@ -166,7 +166,9 @@ def confirm(s: Services, person: Who, update: Update, query: CallbackQuery, pres
     forgotten = False
     with handling(s, update, person) as out:
         reply = None
-        if pressed.action == "forget" and pressed.yes:
+        if pressed.action == "forget" and pressed.yes and pressed.event != s.store.last_event(person.learner):
+            note = "That question is from earlier, and you have gone on learning since, so nothing was deleted. Send /forget to delete everything."
+        elif pressed.action == "forget" and pressed.yes:
             s.inbox.mark_handled(update.update_id)  # first, so that forget scrubs this update too
             s.store.forget(person.learner)
             forgotten = True

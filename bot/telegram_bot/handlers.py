@@ -158,16 +158,20 @@ async def restart(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/forget: ask before deleting everything stored about the learner."""
+    """/forget: ask before deleting everything stored about the learner.
+
+    As with /restart, the buttons carry the learner's last event: a "yes" tapped under an
+    old question, after they went on learning, deletes nothing (see `buttons.confirm`)."""
     s, person = services(context), who(update)
     if person is None:
         return
-    buttons = (
-        (("Yes, delete everything", button_data(ConfirmButton("forget", None, True))),),
-        (("No, keep it", button_data(ConfirmButton("forget", None, False))),),
-    )
     text = "Delete everything I have stored about you: your progress, answers and written reflections? This cannot be undone."
     with handling(s, update, person) as out:
+        last = s.store.last_event(person.learner)
+        buttons = (
+            (("Yes, delete everything", button_data(ConfirmButton("forget", None, True, last))),),
+            (("No, keep it", button_data(ConfirmButton("forget", None, False, last))),),
+        )
         out.inform([OutMessage(text, buttons)])
 
 

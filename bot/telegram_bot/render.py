@@ -73,7 +73,7 @@ class ConfirmButton:
     action: str  # "restart" or "forget"
     lesson: str | None  # the lesson to restart
     yes: bool
-    event: int | None = None  # restart: the learner's last event when asked, so an old button is stale
+    event: int | None = None  # the learner's last event when asked, so that an old button is stale
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,10 @@ _PATTERNS = [
         re.compile(rf"restart:({_ID})(?::([0-9]{{1,15}}))?:(yes|no)"),
         lambda m: ConfirmButton("restart", m[1], m[3] == "yes", int(m[2]) if m[2] else None),
     ),
-    (re.compile(r"forget:(yes|no)"), lambda m: ConfirmButton("forget", None, m[1] == "yes")),
+    (
+        re.compile(r"forget(?::([0-9]{1,15}))?:(yes|no)"),
+        lambda m: ConfirmButton("forget", None, m[2] == "yes", int(m[1]) if m[1] else None),
+    ),
 ]
 
 
@@ -150,11 +153,10 @@ def button_data(button: Button) -> str:
         data = f"{'k' if button.done else 't'}:{button.lesson}:{button.node}:{button.marked:02x}"
     elif isinstance(button, RevisitButton):
         data = f"v:{button.lesson}:{button.section}"
-    elif button.action == "restart":
-        event = "" if button.event is None else f":{button.event}"
-        data = f"restart:{button.lesson}{event}:{'yes' if button.yes else 'no'}"
     else:
-        data = f"forget:{'yes' if button.yes else 'no'}"
+        event = "" if button.event is None else f":{button.event}"
+        what = f"restart:{button.lesson}" if button.action == "restart" else "forget"
+        data = f"{what}{event}:{'yes' if button.yes else 'no'}"
     assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA, data
     return data
 
