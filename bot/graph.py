@@ -55,10 +55,19 @@ def graph_mermaid(lesson: Lesson) -> str:
             left, right = shapes[type(node)]
             lines.append(f'    {ids[node.id]}{left}"{node.id}"{right}')
         lines.append("  end")
+    # Mermaid has one broken-line arrow (-.->); `linkStyle` (links are numbered in the
+    # order they are drawn) sets its dashes: long for wrong answers, short for the way back.
     arrows = {"solid": "-->", "dashed": "-.->", "dotted": "-.->"}
-    for source, target, style, label in edges(lesson):
+    dashes = {"dashed": "6 4", "dotted": "1 3"}
+    styled: dict[str, list[str]] = {"dashed": [], "dotted": []}
+    for number, (source, target, style, label) in enumerate(edges(lesson)):
         tag = f"|{label}| " if label else ""
         lines.append(f"  {ids[source]} {arrows[style]} {tag}{ids[target]}")
+        if style in styled:
+            styled[style].append(str(number))
+    for style, numbers in styled.items():
+        if numbers:
+            lines.append(f"  linkStyle {','.join(numbers)} stroke-dasharray: {dashes[style]}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import random
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -69,8 +70,16 @@ class Strict(BaseModel):
     """Base for every part of a dialogue file: unknown keys are an error."""
 
     # Validators are built when a file is first validated: a lesson from the cache
-    # (bot.lesson_cache) never needs them.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    # (bot.lesson_cache) never needs them. Strict: no coercion, so `min_words: true` or
+    # `solo_only: "yes"` is an error rather than 1 or true.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True)
+
+
+def _web_address(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a web address: give the column's full address, starting with https://")
+    return value
 
 
 class Source(Strict):
@@ -80,7 +89,7 @@ class Source(Strict):
     author: Text
     publication: Text
     date: Text
-    url: str | None = None
+    url: Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_web_address)] | None = None
 
 
 class LessonMeta(Strict):

@@ -6,6 +6,7 @@ number), the node or section it concerns, and one sentence a dialogue author can
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from bot.lesson import (
@@ -35,7 +36,9 @@ def graph_problems(lesson: Lesson) -> list[Found]:
     for rule in (_choices, _variants, _recall, _lengths, _coverage):
         found += rule(lesson)
     if not broken:
-        found += _reachability(lesson)
+        came = _walk(lesson)
+        found += _reachability(lesson, came)
+        found += _variants_off_the_way(lesson, came)
     return found
 
 
@@ -134,8 +137,10 @@ def _remedy_chains(lesson: Lesson) -> set[str]:
 
 
 def _returns(lesson: Lesson) -> Iterator[Found]:
-    """A remedy that returns must know where to: it is reached only through a question's
-    option (directly, or through plain messages that lead to it)."""
+    """A remedy that returns must know where to: the engine learns it only when a question's
+    option names the remedy (or a message leading to it) as its `next`. Every other way in
+    (the start, reading on, a right answer, looking at a part again) leaves it to return to
+    the first question that sends learners there, and after a right answer that is a loop."""
     in_chain = _remedy_chains(lesson)
     for path, node in _paths(lesson):
         if isinstance(node, MessageNode) and node.returns and not lesson.senders.get(node.id):
@@ -143,11 +148,7 @@ def _returns(lesson: Lesson) -> Iterator[Found]:
                 "returns: true, but no question's option leads here, so it cannot know where to return"
             )
         if isinstance(node, ChoiceNode):
-            if node.next in in_chain:
-                yield path + ("next",), node.id, (
-                    f"a right answer leads to '{node.next}', a remedy that returns to a question; "
-                    "point only wrong options at it"
-                )
+            yield from _right_answers_into_remedies(lesson, path, node, in_chain)
             continue
         if isinstance(node, EndNode) or node.id in in_chain:
             continue
@@ -160,6 +161,37 @@ def _returns(lesson: Lesson) -> Iterator[Found]:
             )
     if lesson.start_id in in_chain:
         yield ("sections",), "lesson", f"the lesson starts at '{lesson.start_id}', a remedy that returns to a question"
+    for si, section in enumerate(lesson.sections):
+        first = section.nodes[0].id
+        if first in in_chain and first != lesson.start_id:  # Revisit and Resync enter a part here
+            yield ("sections", si, "nodes", 0), first, (
+                f"part '{section.id}' opens with a remedy that returns to a question, but a learner who looks "
+                "at the part again starts here, sent by no question: open the part with another node"
+            )
+
+
+def _right_answers_into_remedies(lesson: Lesson, path: tuple, node: ChoiceNode, in_chain: set[str]) -> Iterator[Found]:
+    """A right answer (any answer, if ungraded; and the answer revealed after a second miss)
+    must not lead into a returning remedy: it would return to this question, for ever."""
+    found: dict[tuple, str] = {}  # one report per place, however many options share it
+    for oi, option in enumerate(node.options):
+        target = lesson.option_target(node, option)
+        if not (option.correct or not node.graded) or target not in in_chain:
+            continue
+        answer = "a right answer" if node.graded else "an answer (the question is ungraded)"
+        loop = "a remedy that returns to the question, so the learner would be asked it again and again"
+        if option.next:
+            found[path + ("options", oi, "next")] = (
+                f"option {oi + 1}, {answer}, leads to '{target}', {loop}; point only wrong options at a remedy"
+            )
+        elif node.next:
+            found[path + ("next",)] = f"{answer} leads to '{target}', {loop}; point only wrong options at it"
+        else:
+            found[path] = (
+                f"{answer} goes on to '{target}', the node below, {loop}: give the question a next"
+            )
+    for where, message in found.items():
+        yield where, node.id, message
 
 
 def _variants(lesson: Lesson) -> Iterator[Found]:
@@ -175,6 +207,48 @@ def _variants(lesson: Lesson) -> Iterator[Found]:
             yield path + ("variant",), node.id, f"variant '{variant.id}' must be a graded question"
         elif variant.variant:
             yield path + ("variant",), node.id, f"variant '{variant.id}' has a variant of its own; one is enough"
+        elif lesson.variant_of[variant.id] != node.id:
+            # The engine counts a variant as one original only (the last to name it).
+            yield path + ("variant",), node.id, (
+                f"variant '{variant.id}' is also the variant of '{lesson.variant_of[variant.id]}'; "
+                "give each question a variant of its own"
+            )
+
+
+def _variants_off_the_way(lesson: Lesson, came: dict[Place, Place | None]) -> Iterator[Found]:
+    """A variant is asked only after a wrong answer to its original: the engine counts it as
+    that original (it never scores, and the count of questions leaves it out), so a variant
+    that a learner also meets on the way silently stops counting as a question."""
+    into: dict[str, list[Place]] = {}
+    for source in came:
+        for node_id, _ in _moves(lesson, source):
+            into.setdefault(node_id, []).append(source)
+    named = Counter(node.variant for node in lesson.nodes.values() if isinstance(node, ChoiceNode) and node.variant)
+    for path, node in _paths(lesson):
+        variant = lesson.nodes.get(node.variant) if isinstance(node, ChoiceNode) and node.variant else None
+        sound = isinstance(variant, ChoiceNode) and variant.graded and not variant.variant
+        if not sound or variant.id == node.id or named[variant.id] > 1:
+            continue  # no such variant, or one that _variants refuses
+        # Most variants are entered only by this question's wrong answers and the remedies
+        # they send to; any other way in is walked again without those wrong answers.
+        others = [
+            source
+            for source in into.get(variant.id, [])
+            if source[1] != node.id and (source[0] != node.id or (variant.id, None) in _moves(lesson, source, node.id))
+        ]
+        if not others and lesson.start_id != variant.id:
+            continue
+        seen = _walk(lesson, wrong_answers_of=node.id)
+        state = next((state for state in seen if state[0] == variant.id), None)
+        if state is None:
+            continue
+        before = seen[state]
+        how = "the lesson starts there" if before is None else f"after '{before[0]}'"
+        how = "a right answer here leads to it" if before and before[0] == node.id else how
+        yield path + ("variant",), node.id, (
+            f"variant '{variant.id}' is met on the lesson's way too ({how}), where, as a variant, it counts for "
+            "nothing: make it a question of its own, or keep it off the way (only wrong answers here may lead to it)"
+        )
 
 
 def _recall(lesson: Lesson) -> Iterator[Found]:
@@ -239,30 +313,63 @@ def _coverage(lesson: Lesson) -> Iterator[Found]:
             yield ("lesson", "covers"), "lesson", f"the lesson claims to cover '{ref}' but no node covers it"
 
 
-def _reachability(lesson: Lesson) -> Iterator[Found]:
-    edges = {node_id: lesson.targets(node) for node_id, node in lesson.nodes.items()}
-    reached = {lesson.start_id}
-    todo = [lesson.start_id]
+Place = tuple[str, str | None]  # a node, and the question that the remedy the learner is in returns to
+
+
+def _moves(lesson: Lesson, state: Place, wrong_answers_of: str | None = None) -> list[Place]:
+    """Where the engine can take a learner from `state` (as `bot.engine.step` does).
+
+    A returning remedy goes back only to the question that sent the learner there (the
+    engine's `back_to`), not to every question that links to it. A wrong answer to a
+    variant is never a first try, so it only reveals the right answer and goes on as that
+    would. `wrong_answers_of` names a question whose wrong answers are left out."""
+    node_id, back = state
+    node = lesson.nodes[node_id]
+    if isinstance(node, ChoiceNode):
+        options = node.options
+        if node.id == wrong_answers_of or (node.graded and node.id in lesson.variant_of):
+            options = [option for option in options if option.correct]
+        return [
+            (lesson.option_target(node, o), node.id if lesson.remedy_chain_end(o.next) else back) for o in options
+        ]
+    if isinstance(node, MessageNode) and node.returns:
+        # Without a question to return to, the engine takes the first that links here.
+        return [(lesson.retry_of(back), None)] if back else [(t, None) for t in lesson.targets(node)[:1]]
+    return [(target, back) for target in lesson.targets(node)]
+
+
+def _walk(lesson: Lesson, wrong_answers_of: str | None = None) -> dict[Place, Place | None]:
+    """Every state a learner can reach from the start, with the state it is first reached from."""
+    start: Place = (lesson.start_id, None)
+    came: dict[Place, Place | None] = {start: None}
+    todo = [start]
     while todo:
-        for target in edges[todo.pop()]:
-            if target not in reached:
-                reached.add(target)
-                todo.append(target)
-    # Walk backwards from the ends to find every node that can still finish.
-    incoming: dict[str, list[str]] = {node_id: [] for node_id in edges}
-    for source, targets in edges.items():
-        for target in targets:
+        state = todo.pop()
+        for move in _moves(lesson, state, wrong_answers_of):
+            if move not in came:
+                came[move] = state
+                todo.append(move)
+    return came
+
+
+def _reachability(lesson: Lesson, came: dict[Place, Place | None]) -> Iterator[Found]:
+    if not any(isinstance(node, EndNode) for node in lesson.nodes.values()):
+        yield ("sections",), "lesson", "the lesson has no end node"
+        return
+    # Walk backwards from the ends to find every state that can still finish.
+    incoming: dict[Place, list[Place]] = {state: [] for state in came}
+    for source in came:
+        for target in _moves(lesson, source):
             incoming[target].append(source)
-    finishing = {node_id for node_id, node in lesson.nodes.items() if isinstance(node, EndNode)}
+    finishing = {state for state in came if isinstance(lesson.nodes[state[0]], EndNode)}
     todo = list(finishing)
     while todo:
         for source in incoming[todo.pop()]:
             if source not in finishing:
                 finishing.add(source)
                 todo.append(source)
-    if not any(isinstance(node, EndNode) for node in lesson.nodes.values()):
-        yield ("sections",), "lesson", "the lesson has no end node"
-        return
+    reached = {node_id for node_id, _ in came}
+    finished = {node_id for node_id, _ in finishing}
     seen: set[str] = set()
     for path, node in _paths(lesson):
         if node.id in seen:
@@ -270,7 +377,7 @@ def _reachability(lesson: Lesson) -> Iterator[Found]:
         seen.add(node.id)
         if node.id not in reached:
             yield path, node.id, f"cannot be reached from the start ('{lesson.start_id}')"
-        elif node.id not in finishing:
+        elif node.id not in finished:
             yield path, node.id, "no end can be reached from here (a loop with no way out)"
 
 

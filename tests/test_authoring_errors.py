@@ -356,6 +356,54 @@ def test_several_mistakes_are_one_line_each_in_file_order():
     ]
 
 
+# --- (f) a value of the wrong type is refused, never converted ---------------------------
+
+WRITE = "        write: Why?\n        model_answer: Because.\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("        say: Hello.\n", '        say: Hello.\n        solo_only: "yes"\n',
+         "x.yaml:18: hello: 'solo_only' must be true or false, not 'yes'"),
+        ("        say: Hello.\n", "        say: Hello.\n        solo_only: 1\n",
+         "x.yaml:18: hello: 'solo_only' must be true or false, not 1"),
+        ("        say: Hello.\n", '        say: Hello.\n        returns: "true"\n',
+         "x.yaml:18: hello: 'returns' must be true or false, not 'true'"),
+        ("graded: false", 'graded: "false"', "x.yaml:20: poll: 'graded' must be true or false, not 'false'"),
+        ("graded: false\n", "graded: false\n        shuffle: 0\n", "x.yaml:21: poll: 'shuffle' must be true or false, not 0"),
+        ('- text: "Yes"\n', '- text: "Yes"\n            correct: 1\n', "x.yaml:23: poll: 'correct' must be true or false, not 1"),
+        ("feedback: Fair.\n", 'feedback: Fair.\n            last: "no"\n', "x.yaml:26: poll: 'last' must be true or false, not 'no'"),
+        ("        say: Hello.\n", WRITE + "        min_words: true\n",
+         "x.yaml:19: hello: 'min_words' must be a whole number, not true"),
+        ("        say: Hello.\n", WRITE + "        min_words: 8.0\n",
+         "x.yaml:19: hello: 'min_words' must be a whole number, not 8.0"),
+        ("        say: Hello.\n", WRITE + '        min_words: "8"\n',
+         "x.yaml:19: hello: 'min_words' must be a whole number, not '8'"),
+        ("        say: Hello.\n", '        quote: {text: Words., paragraph: "3"}\n        say: Hello.\n',
+         "x.yaml:17: hello: 'paragraph' must be a whole number, not '3'"),
+        ("        say: Hello.\n", "        quote: {text: Words., paragraph: true}\n        say: Hello.\n",
+         "x.yaml:17: hello: 'paragraph' must be a whole number, not true"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_converted(old, new, expected):
+    assert check(edit((old, new))) == [expected]
+
+
+@pytest.mark.parametrize("url", ["not a url", "www.bloomberg.com/opinion", "ftp://example.com/a", "https://", "https://a b.com"])
+def test_a_source_url_must_be_a_web_address(url):
+    text = edit(("    date: April 2025\n", f'    date: April 2025\n    url: "{url}"\n'))
+    assert check(text) == [
+        f"x.yaml:10: lesson: url: {url!r} is not a web address: give the column's full address, starting with https://"
+    ]
+
+
+def test_a_source_url_that_is_a_web_address_is_fine():
+    with open("x.yaml", "w", encoding="utf-8") as stream:
+        stream.write(edit(("    date: April 2025\n", "    date: April 2025\n    url: https://www.bloomberg.com/opinion/x\n")))
+    assert CliRunner().invoke(main, ["check", "x.yaml"]).exit_code == 0
+
+
 # --- every error pydantic can give, not only the lesson's: never its own wording --------
 
 
@@ -387,10 +435,17 @@ BAD = [
 ]
 
 
+class _EveryStrict(_Every):
+    """The same, strict, as a lesson is: nothing converted, so other errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+@pytest.mark.parametrize("model", [_Every, _EveryStrict])
 @pytest.mark.parametrize("data", BAD)
-def test_no_pydantic_wording_for_any_error(data):
+def test_no_pydantic_wording_for_any_error(data, model):
     with pytest.raises(ValidationError) as caught:
-        _Every.model_validate(data)
+        model.model_validate(data)
     for error in caught.value.errors():
         path = tuple(step for step in error["loc"] if step != "[key]")
         message = _describe(error, path, _Scan())

@@ -27,3 +27,20 @@ def test_mermaid_needs_nothing_installed_and_says_the_same():
     assert f"  {ids['q1']} --> |2| {ids['poll']}" in lines
     assert f"  {ids['fix-m1']} -.-> {ids['q1']}" in lines
     assert f"  {ids['hello']} --> {ids['claim']}" in lines
+
+
+def test_mermaid_draws_wrong_answers_dashed_and_the_way_back_dotted():
+    """Mermaid has a single broken-line arrow (-.->): `linkStyle` gives wrong answers long
+    dashes and a remedy's way back short ones, so the two differ as the docs say."""
+    lines = graph_mermaid(tiny_lesson().lesson).splitlines()
+    ids = {line.split('"')[1]: line.strip().split("[")[0].split("{")[0].split("(")[0] for line in lines if line.startswith("    n")}
+    links = [line for line in lines if line.startswith("  n")]  # in order: Mermaid numbers them from 0
+    wrong = links.index(f"  {ids['q1']} -.-> |1 M1| {ids['fix-m1']}")
+    retry = links.index(f"  {ids['q1']} -.-> |3| {ids['q1']}")
+    back = links.index(f"  {ids['fix-m1']} -.-> {ids['q1']}")
+    styles = [line for line in lines if line.startswith("  linkStyle ")]
+    assert styles == [
+        f"  linkStyle {min(wrong, retry)},{max(wrong, retry)} stroke-dasharray: 6 4",
+        f"  linkStyle {back} stroke-dasharray: 1 3",
+    ]
+    assert lines[-2:] == styles  # after every link they number
