@@ -33,6 +33,7 @@ class State:
     back_to: str | None = None  # the question a returning remedy goes back to
     checking: bool = False  # at a written question's self-check, after the answer
     answers: dict[str, str] = field(default_factory=dict)  # written answers and opinions, to recall
+    end: str | None = None  # looking at a part again: the end to go back to once out of it
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -55,6 +56,7 @@ class State:
             back_to=data.get("back_to"),
             checking=bool(data.get("checking", False)),
             answers=dict(data.get("answers", {})),
+            end=data.get("end"),
         )
 
 
@@ -355,7 +357,12 @@ def _view(lesson: Lesson, node: Node, state: State) -> Step:
 
 
 def _enter(lesson: Lesson, state: State, target: str, said: tuple[Output, ...], outcome: dict) -> Result:
-    """Move to `target`, announcing a new part and closing the lesson at an end node."""
+    """Move to `target`, announcing a new part and closing the lesson at an end node.
+
+    A learner looking at a part again goes back to the end when they leave that part, not
+    through the rest of the lesson."""
+    if state.end is not None and state.section is not None and lesson.section_of[target].id != state.section:
+        target = state.end if state.end in lesson.nodes else target
     node = lesson.nodes[target]
     section = lesson.section_of[target]
     outputs = list(said)
@@ -363,7 +370,7 @@ def _enter(lesson: Lesson, state: State, target: str, said: tuple[Output, ...], 
         part, parts = lesson.part_of(target)
         outputs.append(Notice(f"Part {part} of {parts}: {section.title}", part, parts))
     finished = isinstance(node, EndNode)
-    new = replace(state, node=target, section=section.id, finished=finished)
+    new = replace(state, node=target, section=section.id, finished=finished, end=None if finished else state.end)
     outputs.append(_view(lesson, node, new))
     if finished:
         outputs.append(summary(lesson, new, node))
@@ -467,14 +474,14 @@ def _revisit(lesson: Lesson, state: State, section_id: str) -> Result:
     if section is None:
         raise StaleInput(f"no section '{section_id}'")
     # Answers already given keep their score: a question answered before is not a first try.
-    return _enter(lesson, _moved(state), section.nodes[0].id, (), {"revisit": section_id})
+    return _enter(lesson, replace(_moved(state), end=state.node), section.nodes[0].id, (), {"revisit": section_id})
 
 
 def _moved(state: State) -> State:
     """The state of a learner moved to the start of a part (to look again, or after an edit):
     no remedy to return from, no self-check open, and the section forgotten, so that entering
     it announces it again."""
-    return replace(state, section=None, finished=False, back_to=None, checking=False)
+    return replace(state, section=None, finished=False, back_to=None, checking=False, end=None)
 
 
 def _resync(lesson: Lesson, state: State) -> Result:

@@ -107,7 +107,7 @@ def test_options_show_in_the_learners_own_order_and_the_number_typed_picks_what_
 
 
 def test_wrong_answers_are_explained_then_answered_and_the_end_offers_a_second_look(tutor):
-    terminal = Terminal("", "", Pick(M1_OPTION), "", Pick(M1_OPTION), Pick("Yes"), "a b c", "", "7", "2", "", Pick(RIGHT_OPTION), Pick("No"), "x y z", "none", "")
+    terminal = Terminal("", "", Pick(M1_OPTION), "", Pick(M1_OPTION), Pick("Yes"), "a b c", "", "7", "2", "", Pick(RIGHT_OPTION), Pick("No"), "")
     assert play(tutor, terminal) is True
     text = terminal.text
     assert "✗ A common reading, but not the column's." in text
@@ -121,6 +121,8 @@ def test_wrong_answers_are_explained_then_answered_and_the_end_offers_a_second_l
     ) in text
     assert "Please type one of 2, or press Enter." in terminal.screen
     assert text.count("=== ▰▰▱ Part 2 of 3: Why it backfires ===") == 2  # looked at again
+    # Then back to the end (asked once, recalled at each end), not through part 3 again.
+    assert text.count("Why does trust matter here?") == 3
     assert "You answered 0 of 1 questions right at the first try." in terminal.screen[-2]
     assert terminal.screen[-1] == AGAIN
 

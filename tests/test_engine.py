@@ -222,6 +222,7 @@ def test_state_round_trip_through_json(tiny):
         "back_to": None,
         "checking": False,
         "answers": {},
+        "end": None,
     }
     assert State.from_dict(data) == state
     assert State.from_dict({}) == State()
@@ -382,3 +383,9 @@ def test_the_end_recalls_the_learners_words_and_offers_the_parts_they_missed(tin
     assert again.state.score == 0  # a question answered before is no first try
     with pytest.raises(engine.StaleInput):  # a look back is offered at the end only
         engine.step(tiny.lesson, again.state, Revisit("main"))
+    # Out of the part looked at, the learner is back at the end, not through the rest again.
+    out = engine.step(tiny.lesson, again.state, Choose("poll", 1))
+    assert out.state.node == "done" and out.state.finished and out.state.end is None
+    assert shown(out.outputs)[-3:] == ["notice: Part 3 of 3: In your own words", "end done", "summary 0/1 ['M1']"]
+    assert isinstance(out.outputs[-1], engine.Summary) and out.outputs[-1].recalled == summary.recalled
+    assert State.from_dict(json.loads(json.dumps(back.state.to_dict()))) == back.state  # kept across restarts
