@@ -173,6 +173,10 @@ class Tutor:
         """Apply one input to the learner's lesson in this chat (by default the latest one)."""
         progress = self._progress(learner, chat, lesson_id)
         if progress is None:
+            doing = self._progress(learner, chat, None) if lesson_id is not None else None
+            if doing is not None and doing.lesson in self.lessons:  # a button of a lesson left behind (or forgotten)
+                stale = engine.StaleInput(f"'{lesson_id}' is not being done here")
+                return self._refused(self.loaded(doing.lesson), doing.state, (), stale)
             return Reply(lesson_id, (Notice(explain(engine.NotStarted())),), engine.NotStarted())
         loaded = self.loaded(progress.lesson)
         with self.store.joined():

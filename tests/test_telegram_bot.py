@@ -471,3 +471,16 @@ async def test_a_long_reply_full_of_characters_html_escapes_reaches_the_learner_
         assert h.telegram.buttons(sent[-1]) == [("Look again", "x")]
         assert all(m["html"].count("<i>") == m["html"].count("</i>") for m in sent)
         assert h.store.db.execute("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").fetchone()[0] == 0
+
+
+async def test_a_button_of_a_lesson_forgotten_says_it_is_old_and_shows_where_the_learner_is(tmp_path: Path) -> None:
+    async with Harness(tmp_path, lessons_path=CORE.parent) as h:  # both lessons
+        await h.say(ALICE, "/start madman")
+        old, old_data = next((m, d) for m in h.telegram.bot_messages(ALICE) for _, d in h.telegram.buttons(m)
+                             if d.startswith("c:madman:"))
+        await h.tap(ALICE, (await h.say(ALICE, "/forget"))[0], "Yes, delete everything")
+        await h.say(ALICE, "/start madman-core")
+        replies = await h.tap(ALICE, old, data=old_data)
+        assert "That button belongs to an earlier step" in replies[0]["text"]
+        assert text_of(START) in replies[-1]["text"]  # where she is in madman-core
+        assert h.events(ALICE)[-1]["lesson"] == "madman-core" and len(h.events(ALICE)) == 1
