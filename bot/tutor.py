@@ -30,6 +30,7 @@ from bot.engine import (
     Step,
     input_to_dict,
 )
+from bot.lesson import ChoiceNode
 from bot.loader import LoadedLesson
 from bot.store import Progress, Store
 
@@ -46,6 +47,7 @@ class Reply:
     outputs: tuple[Output, ...]
     error: InputError | None = None
     again: bool = False  # the current step shown again, nothing changed
+    chosen: str | None = None  # the option a learner picked by typing its number (to echo, as a tap is)
 
     @property
     def step(self) -> Step | None:
@@ -209,7 +211,13 @@ class Tutor:
         step = engine.view(lesson, progress.state)
         if step.kind == "message" and not seen(f"{lesson.id}:{step.node}"):
             return self.current(learner, chat)
-        return self.act(learner, chat, typed_input(step, text), progress.lesson, update_id)
+        value = typed_input(step, text)
+        reply = self.act(learner, chat, value, progress.lesson, update_id)
+        if isinstance(value, Choose) and reply.error is None:
+            node = lesson.nodes[value.node]
+            assert isinstance(node, ChoiceNode)
+            reply = replace(reply, chosen=node.options[value.option].text)
+        return reply
 
     def in_group(
         self,

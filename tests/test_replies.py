@@ -114,9 +114,11 @@ async def test_digits_that_are_not_numbers_get_a_reply(tmp_path: Path) -> None:
         assert [e["input"]["kind"] for e in h.events(ALICE)][-1] == "continue"  # none of them was an answer
         # Full-width and Arabic-Indic digits are numbers: "２" picks the option shown second.
         replies = await h.say(ALICE, "２")
-        assert replies[0]["text"].startswith(("✅", "❌"))  # the question was answered, right or wrong
         seed = h.store.progress(f"tg:{ALICE}", "madman-core", f"tg:{ALICE}").state.seed
         second_shown = CORE.option_order(CORE.nodes[OPENING[-1]], seed)[1]  # its index in the file
+        # The question was answered, right or wrong, the option echoed as a tap's is.
+        echo = f"Your answer: {CORE.nodes[OPENING[-1]].options[second_shown].text}\n\n"
+        assert replies[0]["text"].startswith(echo) and replies[0]["text"][len(echo):].startswith(("✅", "❌"))
         assert h.events(ALICE)[-1]["input"] == {"kind": "choose", "node": OPENING[-1], "option": second_shown}
         assert buttons[1][1].endswith(f":{second_shown}")  # the option the learner saw second
 

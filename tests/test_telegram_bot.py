@@ -484,3 +484,17 @@ async def test_a_button_of_a_lesson_forgotten_says_it_is_old_and_shows_where_the
         assert "That button belongs to an earlier step" in replies[0]["text"]
         assert text_of(START) in replies[-1]["text"]  # where she is in madman-core
         assert h.events(ALICE)[-1]["lesson"] == "madman-core" and len(h.events(ALICE)) == 1
+
+
+async def test_an_option_typed_by_its_number_is_echoed_as_a_tap_is(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.say(ALICE, "/start MADMAN-CORE")
+        assert h.events(ALICE)[0]["lesson"] == "madman-core"  # the lesson id in any case
+        while not h.telegram.buttons(h.last(ALICE)) or h.telegram.buttons(h.last(ALICE))[0][0] == "Continue ▸":
+            await h.tap(ALICE, h.last(ALICE), "Continue ▸")
+        question = h.last(ALICE)
+        key = question_key(question)
+        position = next(i for i, (_, data) in enumerate(h.telegram.buttons(question), 1)
+                        if data == option_data(question, answer(key)))
+        [reply] = await h.say(ALICE, f" {position} ")
+        assert reply["text"].startswith(f"Your answer: {answer(key)}"), reply["text"][:80]

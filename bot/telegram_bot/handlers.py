@@ -19,7 +19,7 @@ from telegram.ext import ContextTypes
 
 from bot.engine import LessonFinished
 from bot.telegram_bot import groups, study
-from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, button_data
+from bot.telegram_bot.render import ConfirmButton, LessonButton, OutMessage, answered, button_data, shortened
 from bot.telegram_bot.services import (
     HINTS,
     Services,
@@ -84,7 +84,7 @@ def lesson_list(s: Services, person: Who) -> OutMessage:
             f"\n<b>{html.escape(lesson.title)}</b> (about {estimated_minutes(lesson)} min, {status})\n"
             f"{html.escape(lesson.lesson.description)}"
         )
-        rows.append(((lesson.title[:60], button_data(LessonButton(lesson.id))),))
+        rows.append(((shortened(lesson.title, 60), button_data(LessonButton(lesson.id))),))
     return OutMessage("\n".join(lines), tuple(rows))
 
 
@@ -98,6 +98,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     typing(s, person)
     wanted = context.args[0] if context.args else None
+    if wanted is not None and wanted not in s.tutor.lessons and wanted.lower() in s.tutor.lessons:
+        wanted = wanted.lower()  # lesson ids are lower case; a link typed by hand may not be
     with handling(s, update, person) as out:
         latest = s.store.latest_progress(person.learner, person.chat)
         assigned = groups.joined(s, person.learner, wanted)  # a group's assignment link
@@ -113,7 +115,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         elif wanted is None and latest and latest.lesson in s.tutor.lessons:
             out.show(s.tutor.begin(person.learner, person.chat, latest.lesson, update_id=update.update_id))
         else:
-            intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(wanted[:64])}”."
+            intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(shortened(wanted, 64))}”."
             listing = lesson_list(s, person)
             out.inform([OutMessage(f"{intro}\n\n{listing.text}", listing.buttons)])  # one message: one Bot API call
 
@@ -226,7 +228,7 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         if reply is None:
             out.inform([OutMessage("Hello! Send /start to begin a lesson, or /help to see what I can do.")])
         else:
-            out.show(reply)
+            out.show(reply, echo=answered(reply.chosen) if reply.chosen else None)
 
 
 async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
