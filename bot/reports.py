@@ -391,13 +391,16 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
             continue
         state = State()
         rows = store.db.execute(
-            "SELECT input, state, at FROM events WHERE learner = ? AND lesson = ? AND chat = ? AND id >= ? ORDER BY id",
+            "SELECT id, input, state, at FROM events WHERE learner = ? AND lesson = ? AND chat = ? AND id >= ? ORDER BY id",
             [learner, attempt.lesson, attempt.chat, attempt.first_event],
         ).fetchall()
-        for index, (raw_input, raw_state, at) in enumerate(rows):
+        begun = len(lines)
+        seen: list[int] = []
+        for index, (event_id, raw_input, raw_state, at) in enumerate(rows):
             value = input_from_dict(json.loads(raw_input))
             if index and value.__class__.__name__ == "Start":
                 break
+            seen.append(event_id)
             said = _said(loaded.lesson, value)
             if said:
                 lines.append(Line(at, "learner", said, _gap(lines, at)))
@@ -411,7 +414,21 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
                 text = _shown(output)
                 if text:
                     lines.append(Line(at, "bot", text))
+        lines[begun:] = sorted(lines[begun:] + _feedback(store, seen), key=lambda line: line.at)  # (a stable sort)
     return lines
+
+
+def _feedback(store: Store, events: list[int]) -> list[Line]:
+    """The instructors' feedback on these events' written answers, as lines at the time it was given."""
+    found = []
+    for start in range(0, len(events), 500):  # (SQLite takes a limited number of parameters)
+        part = events[start:start + 500]
+        found += store.db.execute(
+            "SELECT r.at, r.feedback, l.name FROM reviews r LEFT JOIN learners l ON l.id = r.reviewer "
+            f"WHERE r.status = 'answered' AND r.event IN ({', '.join('?' * len(part))})",
+            part,
+        ).fetchall()
+    return [Line(at, "bot", f"📝 Feedback from {name or 'an instructor'}: {text}") for at, text, name in found]
 
 
 def shorten(text: str, limit: int) -> str:

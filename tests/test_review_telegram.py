@@ -162,3 +162,15 @@ def test_a_question_of_several_lines_keeps_to_its_row_in_the_printed_report() ->
     ask = "Four aims or demands:\n\n• A: stop enriching\n• B: talk"
     assert reports.shorten(ask, 58) == "Four aims or demands: • A: stop enriching • B: talk"
     assert "\n" not in reports.shorten(ask * 3, 58) and len(reports.shorten(ask * 3, 58)) <= 58
+
+
+async def test_feedback_given_is_in_the_learners_transcript(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        [item] = await h.say(INSTRUCTOR, "/review")
+        await h.tap(INSTRUCTOR, item, "Reply with feedback")
+        await h.say(INSTRUCTOR, "Good point; now say why the promise matters more than the threat.")
+        lines = [reports.plain(line) for line in reports.transcript(h.store, h.tutor.lessons, ANN)]
+        [given] = [n for n, line in enumerate(lines) if "Feedback from" in line]
+        assert lines[given].endswith(f"📝 Feedback from Learner{INSTRUCTOR}: Good point; now say why the promise matters more than the threat.")
+        assert given == len(lines) - 1  # given after all she did, so last
+        assert any(REFLECTION[ANN] in line for line in lines[:given])

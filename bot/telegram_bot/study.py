@@ -296,7 +296,8 @@ def group_summary(s: Services, session: Session, lesson: Lesson, upto: str) -> s
     if not asked:
         return "<b>This session:</b> no question was asked yet."
     took_part = "1 took part" if len(members) == 1 else f"{len(members)} took part"
-    lines = [f"<b>This session:</b> {took_part}; {len(every)} answered all {len(asked)} questions asked."]
+    questions = "the 1 question asked" if len(asked) == 1 else f"all {len(asked)} questions asked"
+    lines = [f"<b>This session:</b> {took_part}; {len(every)} answered {questions}."]
     hardest = []
     misconceptions: Counter[str] = Counter()
     for question in asked:
