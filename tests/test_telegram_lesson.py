@@ -76,7 +76,7 @@ async def test_a_typed_number_picks_the_option_shown_at_that_number(tmp_path: Pa
         question = await to_question(h, ANN)
         number = listed(question).index(RIGHT) + 1
         replies = await h.say(ANN, str(number))
-        assert replies[0]["text"].startswith("✅ Right.")
+        assert replies[0]["text"].startswith(f"Your answer: {RIGHT}\n\n✅ Right.")  # echoed, as a tap is
 
 
 async def test_steps_show_progress_and_the_column_is_quoted(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from telegram import Update
 from telegram.constants import ChatType
@@ -158,8 +158,12 @@ class Replies:
             outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
         else:
             outgoing = messages(lesson, reply.outputs, echo)
-        if isinstance(reply.error, LessonFinished):
-            outgoing.append(OutMessage(AFTER_THE_END))
+        if isinstance(reply.error, LessonFinished):  # what next, in the same message
+            last = outgoing[-1] if outgoing else None
+            if last is not None and not last.buttons:
+                outgoing[-1] = replace(last, text=f"{last.text}\n{AFTER_THE_END}")
+            else:
+                outgoing.append(OutMessage(AFTER_THE_END))
         return outgoing
 
     def edit(self, message_id: int, text: str | None = None, erase: bool = False, buttons: tuple = ()) -> None:
