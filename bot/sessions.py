@@ -105,10 +105,12 @@ class Sessions:
 
     # --- answers ---------------------------------------------------------------------------
 
-    def first_answer(self, session: Session, node: str, learner: str) -> int | None:
-        """The option (or -1 for a written answer) the member gave first at `node`, if any."""
+    def first_answer(self, session: Session | int, node: str, learner: str) -> int | None:
+        """The option (or -1 for a written answer) the member gave first at `node`, if any,
+        in `session` (or the session of that id: its answers outlive its row)."""
+        number = session if isinstance(session, int) else session.id
         row = self.store.db.execute(
-            "SELECT option FROM group_answers WHERE session = ? AND node = ? AND learner = ?", [session.id, node, learner]
+            "SELECT option FROM group_answers WHERE session = ? AND node = ? AND learner = ?", [number, node, learner]
         ).fetchone()
         return None if row is None else row[0]
 

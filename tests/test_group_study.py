@@ -473,3 +473,18 @@ async def test_a_stopped_session_gives_the_leader_the_scores_so_far_or_the_group
         [scores] = h.telegram.bot_messages(TEACHER)[before:]
         assert "so far (the session was stopped)" in scores["text"]
         assert f"Learner{ANN}: 1" in scores["text"] and f"Learner{BEN}: 0" in scores["text"]
+
+
+async def test_a_tallys_link_still_explains_after_the_group_began_another_session(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        question = await until_question(h)
+        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        await vote(h, BEN, question, WRONG[key])
+        [tally] = [m for m in await in_group(h, TEACHER, "/next") if "answered" in m["text"]]
+        link = next(d for label, d in FakeTelegram.buttons(tally) if d.startswith("https://"))
+        await in_group(h, TEACHER, "/stop")
+        await in_group(h, TEACHER, "/study madman-core")  # the new session replaces the old one's row
+        [own, _] = await h.say(BEN, "/start " + link.split("?start=")[1])
+        assert f"Your answer:</b> {WRONG[key]}" in own["html"] and "The answer:" in own["text"]

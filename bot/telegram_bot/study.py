@@ -112,7 +112,13 @@ def next_button(session: Session, lesson: Lesson, node_id: str, phase: str) -> t
 
 
 def remedy_link(username: str, session: Session, lesson: Lesson, node_id: str) -> str:
-    return f"https://t.me/{username}?start={REMEDY}{session.id}-{path(lesson).index(node_id)}"
+    """The link to a member's own explanation of a group question. It names the lesson too
+    (where Telegram's 64 characters allow), so that it still works once the group has begun
+    another session, which replaces this one's row."""
+    start = f"{REMEDY}{session.id}-{path(lesson).index(node_id)}"
+    if len(f"{start}-{lesson.id}") <= 64:
+        start += f"-{lesson.id}"
+    return f"https://t.me/{username}?start={start}"
 
 
 # --- what the group sees --------------------------------------------------------------------
@@ -672,20 +678,22 @@ async def reflection(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 def own_remedy(s: Services, learner: str, start_arg: str | None) -> OutMessage | None:
     """For `/start gq-<session>-<step>` in a private chat: the member's own explanation of
     that group question; None if the argument is no such link."""
-    match = re.fullmatch(r"gq-([0-9]{1,12})-([0-9]{1,4})", start_arg or "")
+    match = re.fullmatch(r"gq-([0-9]{1,12})-([0-9]{1,4})(?:-([a-z0-9][a-z0-9_-]*))?", start_arg or "")
     if match is None:
         return None
     session = s.sessions.get(int(match[1]))
-    if session is None or session.lesson not in s.tutor.lessons:
+    lesson_id = session.lesson if session is not None else match[3]  # (a later session replaced its row)
+    if lesson_id not in s.tutor.lessons:
         return OutMessage("That group question is no longer stored.")
-    lesson = s.tutor.lessons[session.lesson].lesson
+    lesson = s.tutor.lessons[lesson_id].lesson
     steps = path(lesson)
     at = int(match[2])
     node = lesson.nodes.get(steps[at]) if at < len(steps) else None
     if not isinstance(node, ChoiceNode):
         return OutMessage("That group question is no longer stored.")
-    option = s.sessions.first_answer(session, node.id, learner)
-    return OutMessage(remedy_text(lesson, node, option, session.title or "your group"))
+    option = s.sessions.first_answer(int(match[1]), node.id, learner)
+    title = session.title if session is not None else None
+    return OutMessage(remedy_text(lesson, node, option, title or "your group"))
 
 
 # --- the clock ---------------------------------------------------------------------------------
