@@ -17,13 +17,13 @@ from typing import Any, NoReturn
 
 import click
 
-from bot.database_file import DatabaseError, single_instance
+from bot.database_file import DatabaseError, open_database, single_instance, writable
 from bot.engine import graded_questions
 from bot.lesson import ChoiceNode, EndNode, WriteNode
 from bot.lesson_cache import LessonCache
 from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings, SettingsError
-from bot.store import Store
+from bot.store import MIGRATION_SET, MIGRATIONS, Store
 from bot.tutor import Tutor
 from bot.validate import estimated_minutes
 
@@ -56,6 +56,23 @@ def load_lessons(paths: list[Path], cache_dir: Path | None = None) -> dict[str, 
         raise click.ClickException(f"{len(exc.problems)} problem(s) in the dialogue files; nothing was started")
 
 
+class ReadOnlyStore(Store):
+    """A store that reads a database it may not write: opened read-only, never migrated."""
+
+    def _open(self) -> None:
+        assert self.path is not None
+        self.db = open_database(self.path, MIGRATION_SET, [step.__name__ for step in MIGRATIONS], read_only=True)
+
+
+def store_for_reading(path: Path) -> Store:
+    """The store for a command that only reads (report, inbox…): as any other when the file
+    may be written (an older one is brought up to date), else read-only; or one clear error."""
+    with database_errors():
+        if not path.exists():
+            raise click.ClickException(f"no database at {path}: give its path with --db")
+        return Store(path) if path.is_dir() or writable(path) else ReadOnlyStore(path)
+
+
 @contextmanager
 def database_errors() -> Iterator[None]:
     """A database path that cannot be used becomes one clear line and exit 1."""
@@ -78,6 +95,15 @@ def describe(loaded: LoadedLesson) -> str:
         f"{count} node{'s' * (count != 1)}, {questions} question{'s' * (questions != 1)}{yours}, "
         f"{endings} ending{'s' * (endings != 1)}, about {minutes} minute{'s' * (minutes != 1)}"
     )
+
+
+def learner_name(name: str) -> str:
+    """A --learner name: some visible text, not blank."""
+    if not name.strip():
+        raise click.BadParameter("give a name, e.g. --learner ann (it keeps learners apart in one database)")
+    if not name.isprintable():
+        raise click.BadParameter("a name cannot hold control characters such as a newline or a tab")
+    return name
 
 
 def pick_lesson(lessons: dict[str, LoadedLesson], wanted: str | None, fallback: str) -> str:
@@ -131,12 +157,13 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(dir_okay=False, readable=False, path_type=Path))
 @click.option("--lesson", "lesson_id", help="Lesson id (see `tutorbot lessons`); default: where you were last.")
-@click.option("--learner", default="me", show_default=True, help="Whose progress this is; keeps learners apart in one database.")
-@click.option("--db", "database", type=click.Path(path_type=Path), help="Database file [default: tutorbot.db].")
+@click.option("--learner", default="me", show_default=True, callback=lambda _c, _p, v: learner_name(v),
+              help="Whose progress this is; keeps learners apart in one database.")
+@click.option("--db", "database", type=click.Path(readable=False, path_type=Path), help="Database file [default: tutorbot.db].")
 @click.option("--restart", is_flag=True, help="Start the lesson over.")
-@click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons.")
+@click.option("--dialogues", type=click.Path(exists=True, readable=False, path_type=Path), help="Folder or file of lessons.")
 def play(
     path: Path | None, lesson_id: str | None, learner: str, database: Path | None, restart: bool, dialogues: Path | None
 ) -> None:
@@ -176,7 +203,7 @@ def play(
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(readable=False, path_type=Path))
 def check(paths: tuple[Path, ...]) -> None:
     """Validate dialogue files (default: the dialogues folder).
 
@@ -193,7 +220,7 @@ def check(paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons.")
+@click.option("--dialogues", type=click.Path(exists=True, readable=False, path_type=Path), help="Folder or file of lessons.")
 def lessons(dialogues: Path | None) -> None:
     """List the lessons found, with title and size."""
     settings = load_settings(dialogues=dialogues)
@@ -203,7 +230,7 @@ def lessons(dialogues: Path | None) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=False, path_type=Path))
 @click.option(
     "--format", "form", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True,
     help="dot needs Graphviz to draw (`| dot -Tsvg > lesson.svg`); mermaid needs nothing installed "
@@ -218,7 +245,7 @@ def graph(path: Path, form: str) -> None:
 
 
 @main.command()
-@click.option("--db", "database", type=click.Path(path_type=Path), help="Database file [default: tutorbot.db].")
+@click.option("--db", "database", type=click.Path(readable=False, path_type=Path), help="Database file [default: tutorbot.db].")
 @click.option("--limit", default=20, show_default=True, help="How many set-aside updates to show.")
 def inbox(database: Path | None, limit: int) -> None:
     """What the bot has received and sent: updates waiting or set aside, replies waiting.
@@ -229,10 +256,7 @@ def inbox(database: Path | None, limit: int) -> None:
     from bot.telegram_bot.outbox import counts as outbox_counts
 
     settings = load_settings(database=database)
-    if not settings.database.exists():
-        raise click.ClickException(f"no database at {settings.database}: give its path with --db")
-    with database_errors():
-        store = Store(settings.database)
+    store = store_for_reading(settings.database)
     try:
         updates = Inbox(store).counts()
         replies = outbox_counts(store)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,29 +71,61 @@ def applied_migrations(db: Db, migration_set: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-def open_database(path: Path, migration_set: str, known: Iterable[str]) -> Db:
+def open_database(path: Path, migration_set: str, known: Iterable[str], read_only: bool = False) -> Db:
     """The database at `path`, checked first; its folder is created if missing.
 
     Refuses a database with migrations of `migration_set` that are not `known`: a newer
-    tutorbot wrote it, and writing into it could break it.
+    tutorbot wrote it, and writing into it could break it. `read_only`: for a file that may
+    not be written (`writable`), opened so that nothing is written, -wal and -shm included;
+    it must have every migration `known`, as bringing it up to date would write it.
     """
-    check_path(path)
+    known = list(known)
+    if read_only:
+        check_file(path, read_only=True)
+    else:
+        check_path(path)
     db = None
     try:
-        db = Db(sqlite3.connect(path))
+        db = Db(_connect_read_only(path) if read_only else sqlite3.connect(path))
         db.execute("PRAGMA busy_timeout = 5000")  # a running bot may be writing
-        unknown = [name for name in applied_migrations(db, migration_set) if name not in set(known)]
+        applied = applied_migrations(db, migration_set)
     except sqlite3.DatabaseError as exc:
         if db is not None:
             db.close()
         raise DatabaseError(f"{path} cannot be read as a database ({exc}): choose another path") from None
+    unknown = [name for name in applied if name not in set(known)]
     if unknown:
         db.close()
         raise DatabaseError(
             f"{path} was written by a newer tutorbot (it has migrations {', '.join(unknown)}): "
             "upgrade tutorbot, or choose another path"
         )
+    if read_only and len(applied) < len(known):
+        db.close()
+        raise DatabaseError(
+            f"the database {path} is read-only and older than this tutorbot: it needs upgrading, which writes it; "
+            "make it writable once (chmod u+w) and run this again, or read a writable copy"
+        )
     return db
+
+
+def writable(path: Path) -> bool:
+    """Whether `path` (an existing database) and its folder, where SQLite keeps its -wal and
+    -shm files, may be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write the file (SQLite's mode=ro).
+
+    A database in WAL mode needs its -shm file even to be read, and SQLite would create it
+    (and a -wal) beside the database, owned by this user, where the bot might not be able
+    to write them later. When neither exists, no bot has the database open, so it is read
+    as immutable: without locks, -wal or -shm."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    if not Path(f"{path}-shm").exists() and not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True)
 
 
 def check_path(path: Path) -> None:
@@ -115,18 +148,25 @@ def check_path(path: Path) -> None:
         check_file(path)
 
 
-def check_file(path: Path) -> None:
-    """An existing file must be readable, writable and SQLite (an empty file is a new database)."""
+def check_file(path: Path, read_only: bool = False) -> None:
+    """An existing file must be a regular file, readable, writable (unless `read_only`) and
+    SQLite (an empty file is a new database)."""
     try:
-        with path.open("rb") as file:
-            header = file.read(len(SQLITE_HEADER))
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise DatabaseError(
             f"cannot read the database {path} ({exc.strerror}): fix its permissions, or choose another path"
         ) from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DatabaseError(f"the database path {path} is not a regular file: give the path of a file")
+        header = file.read(len(SQLITE_HEADER))
     if header and header != SQLITE_HEADER:
         raise DatabaseError(f"{path} is not an SQLite database: choose another path, or move that file away")
-    if not os.access(path, os.W_OK):
+    if not header and read_only:
+        raise DatabaseError(f"the database {path} is empty: nothing has been recorded in it")
+    if not read_only and not os.access(path, os.W_OK):
         raise DatabaseError(
             f"the database {path} is read-only: make it writable (chmod u+w), or choose another path"
         )

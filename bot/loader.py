@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,10 +113,21 @@ def _decode(data: bytes, path: Path) -> str:
         raise _refuse(path, line, message) from None
 
 
+NOT_A_FILE = "not a regular file: a dialogue file is a plain file (not a FIFO, socket or device)"
+
+
 def _read(path: Path) -> bytes:
-    """The file's bytes, refusing before parsing a file too large to be a lesson."""
+    """The file's bytes, refusing before parsing a file too large to be a lesson.
+
+    Opened without blocking and checked to be a regular file: a FIFO would otherwise wait
+    for a writer for ever, and a device or socket is no lesson."""
     try:
-        with path.open("rb") as stream:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a socket cannot even be opened
+            raise _refuse(path, 1, NOT_A_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since
+                raise _refuse(path, 1, NOT_A_FILE)
             if path.suffix.lower() not in SUFFIXES:
                 raise _refuse(path, 1, "not a dialogue file: a dialogue file's name ends in .yaml or .yml")
             data = stream.read(MAX_FILE_BYTES + 1)  # bounded, in case the file is huge or endless
@@ -141,20 +154,33 @@ def _is_dialogue(path: Path) -> bool:
     return path.suffix.lower() in SUFFIXES and not path.name.startswith(".") and not path.is_dir()
 
 
+def _identity(path: Path) -> object:
+    """What makes two names one file: device and inode (a symbolic or hard link, or
+    `x.yaml` and `$PWD/x.yaml`), else the resolved path for a file that cannot be seen."""
+    try:
+        found = path.stat()
+        return found.st_dev, found.st_ino
+    except (OSError, ValueError):
+        return path.resolve()
+
+
 def dialogue_files(paths: list[Path | str]) -> list[Path]:
-    """The dialogue files named, with folders expanded to their *.yaml and *.yml files.
+    """The dialogue files named, with folders expanded to their *.yaml and *.yml files; a
+    file named twice (under any name) comes once, under the first.
 
     A folder that cannot be listed raises `LessonError`."""
-    found: list[Path] = []
+    found: dict[object, Path] = {}
     for path in map(Path, paths):
         if not path.is_dir():
-            found.append(path)
+            found.setdefault(_identity(path), path)
             continue
         try:
-            found += sorted(p for p in path.iterdir() if _is_dialogue(p))
+            files = sorted(p for p in path.iterdir() if _is_dialogue(p))
         except OSError as exc:
             raise _refuse(path, 1, f"cannot read folder: {exc.strerror or exc}") from None
-    return list(dict.fromkeys(found))  # a file named twice is loaded once
+        for file in files:
+            found.setdefault(_identity(file), file)
+    return list(found.values())
 
 
 def load_all(paths: list[Path | str], cache: LessonCache | None = None) -> dict[str, LoadedLesson]:
@@ -171,7 +197,8 @@ def load_all(paths: list[Path | str], cache: LessonCache | None = None) -> dict[
             continue
         if not named:
             problems.append(Problem(str(path), 1, "lesson", "no dialogue files (*.yaml or *.yml) found"))
-        files += [file for file in named if file not in files]
+        files += named
+    files = dialogue_files(files)  # each file once, however often it was named
     lessons: dict[str, LoadedLesson] = {}
     for path in files:
         try:

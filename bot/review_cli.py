@@ -8,6 +8,7 @@ into place when complete, so a failed export never leaves half a file.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -31,8 +33,8 @@ def filter_options(command: Callable) -> Callable:
         click.option("--lesson", help="Only this lesson (its id)."),
         click.option("--chat", help='Only this chat, e.g. "tg:-100123" for a group.'),
         click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]), help="Only events on or after this date (UTC)."),
-        click.option("--db", "database", type=click.Path(path_type=Path), help="Database file [default: tutorbot.db]."),
-        click.option("--dialogues", type=click.Path(exists=True, path_type=Path), help="Folder or file of lessons."),
+        click.option("--db", "database", type=click.Path(readable=False, path_type=Path), help="Database file [default: tutorbot.db]."),
+        click.option("--dialogues", type=click.Path(exists=True, readable=False, path_type=Path), help="Folder or file of lessons."),
     ]):
         command = option(command)
     return command
@@ -41,14 +43,13 @@ def filter_options(command: Callable) -> Callable:
 @contextmanager
 def opened(database: Path | None, dialogues: Path | None) -> Iterator[tuple[Store, dict]]:
     """The store and the lessons, or one clear error."""
-    from bot.cli import database_errors, load_lessons, load_settings
+    from bot.cli import load_lessons, load_settings, store_for_reading
 
     settings = load_settings(database=database, dialogues=dialogues)
     if not settings.database.exists():
         raise click.ClickException(f"no database at {settings.database}: give its path with --db")
     lessons = load_lessons([settings.dialogues])
-    with database_errors():
-        store = Store(settings.database)
+    store = store_for_reading(settings.database)
     try:
         yield store, lessons
     finally:
@@ -102,26 +103,34 @@ def transcript(learner: str, lesson: str | None, chat: str | None, since: dateti
     """One learner's whole history in order (LEARNER: their id, e.g. tg:123456 or local:me):
     every step shown, every answer with the time it took, every piece of feedback."""
     with opened(database, dialogues) as (store, lessons):
-        lines = reports.transcript(store, lessons, learner, filters_of(lesson, chat, since, lessons))
+        filters = filters_of(lesson, chat, since, lessons)
+        lines = reports.transcript(store, lessons, learner, filters)
         if not lines:
-            raise click.ClickException(f"no history for {learner!r} (with these filters)")
+            hint = ""
+            if not learner.startswith(("tg:", "local:")):  # a bare name: perhaps its prefix was left out
+                meant = [f"{prefix}:{learner}" for prefix in ("local", "tg")]
+                found = [name for name in meant if reports.transcript(store, lessons, name, filters)]
+                hint = f"; did you mean {found[0]}?" if found else "; learners are named tg:<telegram id> or local:<name>"
+            raise click.ClickException(f"no history for {learner!r} (with these filters){hint}")
         for line in lines:
             click.echo(reports.plain(line))
 
 
 @click.command()
 @click.option("--format", "form", type=click.Choice(FORMATS), required=True, help="csv: a gradebook; jsonl: every event; xapi: xAPI 1.0.3 statements; html: a report that opens offline.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, readable=False, allow_dash=True), required=True, help="The file to write; - for standard output.")
 @filter_options
-def export(form: str, output: Path, lesson: str | None, chat: str | None, since: datetime | None, database: Path | None, dialogues: Path | None) -> None:
+def export(form: str, output: str, lesson: str | None, chat: str | None, since: datetime | None, database: Path | None, dialogues: Path | None) -> None:
     """Write the progress logs to a file, for spreadsheets, LMSs and people."""
     from bot import exports, html_report
 
     writers = {"csv": exports.write_csv, "jsonl": exports.write_jsonl, "xapi": exports.write_xapi, "html": html_report.write_html}
+    to_stdout = output == "-"  # the usual convention; a file named - is ./-
+    path = Path(output)
     with opened(database, dialogues) as (store, lessons):
         filters = filters_of(lesson, chat, since, lessons)
-        if output.parent and not output.parent.is_dir():
-            raise click.ClickException(f"no folder {output.parent} to write {output.name} in")
+        if not to_stdout and not path.parent.is_dir():
+            raise click.ClickException(f"no folder {path.parent} to write {path.name} in")
         show = sys.stderr.isatty()
         done = {"n": 0}
 
@@ -130,19 +139,46 @@ def export(form: str, output: Path, lesson: str | None, chat: str | None, since:
             if show:
                 click.echo(f"\r  {n:,} written…", err=True, nl=False)
 
-        handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or ".")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                count = writers[form](store, lessons, out, filters=filters, progress=progress)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
-            os.replace(temporary, output)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        if to_stdout:
+            count = write_stdout(lambda out: writers[form](store, lessons, out, filters=filters, progress=progress))
+        else:
+            count = write_file(path, lambda out: writers[form](store, lessons, out, filters=filters, progress=progress))
         if show:
             click.echo("", err=True)
         unit = {"csv": "rows", "jsonl": "events", "xapi": "statements"}.get(form)
         what = f"{count:,} {unit}" if unit and isinstance(count, int) else "the report"
-        click.echo(f"wrote {what} to {output}")
+        # With the export on standard output, the summary goes to stderr, out of its way.
+        click.echo(f"wrote {what} to {'standard output' if to_stdout else output}", err=to_stdout)
+
+
+def write_file(output: Path, write: Callable[[TextIO], object]) -> object:
+    """`write` into a temporary file beside `output`, moved into place when complete."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or ".")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            count = write(out)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def write_stdout(write: Callable[[TextIO], object]) -> object:
+    """`write` to standard output, as UTF-8 whatever the locale; a reader that stops early
+    (`| head`) ends the command quietly, as it would any other."""
+    stdout = sys.stdout.buffer
+    out = io.TextIOWrapper(stdout, encoding="utf-8", newline="", write_through=False)
+    try:
+        count = write(out)
+        out.flush()
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at /dev/null so that closing it at exit is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        sys.exit(1)
+    finally:
+        out.detach()  # leave the real stdout open
+    return count

@@ -252,3 +252,114 @@ def test_a_killed_bot_leaves_the_database_free(lock_holder):
     holder.wait(10)
     with single_instance(db):
         pass
+
+
+# --- a database that may be read but not written ------------------------------------------------
+
+
+def report_data(db: Path) -> Path:
+    """A database with one local learner's start of madman-core."""
+    result = CliRunner().invoke(main, ["play", "--lesson", "madman-core", "--dialogues", str(CORE), "--db", str(db), "--learner", "ann"], input="/quit\n")
+    assert result.exit_code == 0, result.output
+    return db
+
+
+READERS = {
+    "report": ["report"],
+    "transcript": ["transcript", "local:ann"],
+    "export": ["export", "--format", "csv", "-o", "-"],
+    "inbox": ["inbox"],
+}
+
+
+def read_command(db: Path, argv: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [*argv, "--db", str(db), *(["--dialogues", str(CORE)] if argv[0] != "inbox" else [])])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def denied_writes(monkeypatch):
+    """`os.access` says these paths may not be written, so this runs as root too."""
+    denied: set[Path] = set()
+    real_access = os.access
+
+    def access(path, mode, **kwargs):
+        if Path(path) in denied and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    return denied
+
+
+@pytest.mark.parametrize("read_only", ["file", "folder"])
+@pytest.mark.parametrize("command", READERS)
+def test_read_only_commands_read_a_read_only_database_and_write_nothing(tmp_path, denied_writes, read_only, command):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = report_data(data / "tutorbot.db")
+    denied_writes.add(db if read_only == "file" else data)
+    db.chmod(0o444)
+    before = snapshot(data)
+
+    exit_code, output = read_command(db, READERS[command])
+
+    assert exit_code == 0, output
+    assert "read-only" not in output and "Traceback" not in output
+    assert {"report": "learners: 1 started", "transcript": "Part 1 of 4", "export": "local:ann", "inbox": "0 update(s) stored"}[command] in output
+    assert snapshot(data) == before  # not a byte written, no -wal or -shm
+
+
+@pytest.mark.skipif(AS_ROOT, reason=ROOT_WRITES_ANYWAY)
+@pytest.mark.parametrize("command", READERS)
+def test_read_only_commands_read_a_database_the_user_may_not_write(tmp_path, command):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = report_data(data / "tutorbot.db")
+    db.chmod(0o444)
+    data.chmod(0o555)
+    try:
+        before = snapshot(data)
+        exit_code, output = read_command(db, READERS[command])
+        assert snapshot(data) == before
+    finally:
+        data.chmod(0o755)
+    assert exit_code == 0, output
+
+
+def older_database(path: Path) -> Path:
+    """A database an older tutorbot wrote: its latest migration not yet applied."""
+    report_data(path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE rowid = (SELECT MAX(rowid) FROM _sqlite_migrations)")
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (older_database, "is read-only and older than this tutorbot: it needs upgrading, which writes it"),
+        (newer_database, "was written by a newer tutorbot"),
+        (text_file, "is not an SQLite database"),
+        (lambda path: (path.touch(), path)[1], "is empty"),
+    ],
+)
+@pytest.mark.parametrize("command", READERS)
+def test_a_read_only_database_that_cannot_be_read_as_it_is_says_why(tmp_path, denied_writes, make, said, command):
+    db = make(tmp_path / "tutorbot.db")
+    denied_writes.add(db)
+    before = snapshot(tmp_path)
+    exit_code, output = read_command(db, READERS[command])
+    assert_refused(exit_code, output, db, said)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv", [["play", "--lesson", "madman-core"], ["inbox"], ["report"], ["run"]], ids=lambda argv: argv[0])
+def test_a_fifo_as_the_database_is_an_error_not_a_wait(tmp_path, argv):
+    os.mkfifo(tmp_path / "fifo.db")
+    env = {**os.environ, **RUN_ENV, "TUTORBOT_DATABASE": str(tmp_path / "fifo.db")}
+    result = subprocess.run(tutorbot() + argv, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"Error: the database path {tmp_path / 'fifo.db'} is not a regular file: give the path of a file"

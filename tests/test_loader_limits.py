@@ -7,6 +7,11 @@ bounded time and memory, and every other file's problems are still reported.
 from __future__ import annotations
 
 import codecs
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +19,15 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.loader import MAX_DEPTH, MAX_ITEMS, LessonError, content_hash, load_all, load_file, load_text
+from bot.loader import (
+    MAX_DEPTH,
+    MAX_ITEMS,
+    LessonError,
+    content_hash,
+    load_all,
+    load_file,
+    load_text,
+)
 
 # A valid lesson; the comments give the line numbers that the tests below refer to.
 LESSON = """\
@@ -328,19 +341,19 @@ def test_unreadable_file_and_folder(tmp_path, monkeypatch):
     locked, closed = tmp_path / "locked.yaml", tmp_path / "closed"
     locked.write_text(LESSON)
     closed.mkdir()
-    real_open, real_iterdir = Path.open, Path.iterdir
+    real_open, real_iterdir = os.open, Path.iterdir
 
-    def open_(self, *args, **kwargs):
-        if self == locked:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def open_(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
 
     def iterdir(self):
         if self == closed:
             raise PermissionError(13, "Permission denied", str(self))
         return real_iterdir(self)
 
-    monkeypatch.setattr(Path, "open", open_)
+    monkeypatch.setattr(os, "open", open_)
     monkeypatch.setattr(Path, "iterdir", iterdir)
     assert problems_of(load_all, [locked, closed]) == [
         f"{closed}:1: lesson: cannot read folder: Permission denied",
@@ -416,3 +429,88 @@ def test_the_lessons_are_read_with_libyaml():
     from bot.lesson_text import _fast_reads
 
     assert all(_fast_reads(path.read_text(encoding="utf-8")) for path in LESSON_FILES)
+
+
+# --- files that are not plain files, or cannot be read ------------------------------------------
+
+TUTORBOT = Path(sys.executable).parent / "tutorbot"
+CORE = Path(__file__).resolve().parent.parent / "dialogues" / "madman-core.yaml"
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def unix_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+
+
+@pytest.mark.parametrize("make", [fifo, unix_socket], ids=["fifo", "socket"])
+@pytest.mark.parametrize(
+    "argv", [["check", "{d}"], ["lessons", "--dialogues", "{d}"], ["play", "--dialogues", "{d}"], ["play", "{d}/x.yaml"], ["run"]],
+    ids=["check", "lessons", "play", "play file", "run"],
+)
+def test_a_file_that_is_not_a_plain_file_is_an_error_never_a_wait(tmp_path, make, argv):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(CORE, folder)
+    make(folder / "x.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUTORBOT_")}
+    env |= {"TELEGRAM_BOT_TOKEN": "1:x", "TUTORBOT_DIALOGUES": str(folder), "TUTORBOT_BOT_API_BASE_URL": "http://127.0.0.1:9/bot"}
+    command = [str(TUTORBOT)] + [arg.format(d=folder) for arg in argv]
+    result = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"{folder / 'x.yaml'}:1: lesson: not a regular file" in output and "Traceback" not in output
+
+
+def test_a_device_is_not_a_dialogue_file(tmp_path):
+    assert problems_of(load_all, ["/dev/null"]) == [
+        "/dev/null:1: lesson: not a regular file: a dialogue file is a plain file (not a FIFO, socket or device)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["check", "{f}"], ["play", "{f}"], ["graph", "{f}"], ["lessons", "--dialogues", "{f}"], ["check", "{d}"]],
+    ids=["check", "play", "graph", "lessons", "check folder"],
+)
+def test_an_unreadable_file_is_a_file_line_problem_not_a_usage_error(clean_environment, tmp_path, monkeypatch, argv):
+    """Unreadable as the operating system reports it (os.access and open), so this runs as root too."""
+    locked = tmp_path / "locked.yaml"
+    shutil.copy(CORE, locked)
+    real_open, real_access = os.open, os.access
+
+    def open_(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and real_access(path, mode, **kw))
+    result = CliRunner().invoke(main, [arg.format(f=locked, d=tmp_path) for arg in argv])
+    assert result.exit_code == 1, result.output
+    assert f"{locked}:1: lesson: cannot read file: Permission denied" in result.output
+    assert "Usage:" not in result.output and "not readable" not in result.output
+
+
+@pytest.mark.parametrize(
+    "second",
+    ["{cwd}/x.yaml", "./x.yaml", "link.yaml", "hard.yaml", "."],
+    ids=["absolute", "dot-slash", "symlink", "hard link", "its folder"],
+)
+def test_the_same_file_named_twice_is_read_once(clean_environment, tmp_path, second):
+    shutil.copy(CORE, tmp_path / "x.yaml")
+    (tmp_path / "link.yaml").symlink_to("x.yaml")
+    os.link(tmp_path / "x.yaml", tmp_path / "hard.yaml")
+    result = CliRunner().invoke(main, ["check", "x.yaml", second.format(cwd=tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"x.yaml: madman-core: ok: {result.output.split(': ok: ')[1].strip()}"]
+
+
+def test_two_files_with_one_id_are_still_refused(clean_environment, tmp_path):
+    shutil.copy(CORE, tmp_path / "x.yaml")
+    shutil.copy(CORE, tmp_path / "y.yaml")
+    result = CliRunner().invoke(main, ["check", "x.yaml", "y.yaml"])
+    assert result.exit_code == 1 and "lesson id 'madman-core' is also used by x.yaml" in result.output

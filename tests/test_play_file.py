@@ -179,3 +179,11 @@ def test_without_a_file_play_still_uses_the_dialogues_folder(draft, tmp_path):
     result = play("--lesson", "draft", "--dialogues", FILE, "--db", "t.db", input=THROUGH)
     assert result.exit_code == 0, result.output
     assert "The draft is over." in result.stdout
+
+
+@pytest.mark.parametrize("learner", ["", "   ", "\t", "ann\nbob", "a\x1bb"])
+def test_a_blank_or_unprintable_learner_name_is_refused(tmp_path, learner):
+    result = CliRunner().invoke(main, ["play", "--lesson", "madman-core", "--learner", learner], input="/quit\n")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--learner'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "tutorbot.db").exists()  # refused before anything was stored

@@ -73,3 +73,44 @@ def test_export_writes_whole_files_only(db: Path, tmp_path: Path) -> None:
     code, out = tutorbot("export", "--format", "csv", "-o", str(tmp_path / "none" / "x.csv"), "--db", str(db))
     assert code == 1 and "no folder" in out
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+@pytest.mark.parametrize("form", ["csv", "jsonl", "xapi", "html"])
+def test_export_to_dash_writes_standard_output(db: Path, tmp_path: Path, monkeypatch, form: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["export", "--format", form, "-o", "-", "--db", str(db), "--dialogues", str(LESSONS_PATH)])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "-").exists()
+    assert result.stderr.startswith("wrote ") and result.stderr.rstrip().endswith("to standard output")
+    assert "wrote" not in result.stdout  # the export alone, ready for a pipe
+    if form == "csv":
+        assert len(list(csv.DictReader(result.stdout.splitlines()))) == 4
+    elif form == "jsonl":
+        assert all(json.loads(line) for line in result.stdout.splitlines())
+    elif form == "xapi":
+        assert isinstance(json.loads(result.stdout), list)
+    else:
+        assert result.stdout.startswith("<!DOCTYPE html>")
+    # A file named - is still written as ./-.
+    code, out = tutorbot("export", "--format", form, "-o", "./-", "--db", str(db), "--dialogues", str(LESSONS_PATH))
+    assert code == 0 and (tmp_path / "-").stat().st_size > 0 and "to ./-" in out
+
+
+def test_export_to_a_pipe_closed_early_ends_quietly(db: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "tutorbot"
+    command = f"{script} export --format jsonl -o - --db {db} --dialogues {LESSONS_PATH} | head -c 10"
+    result = subprocess.run(["bash", "-c", command], check=False, capture_output=True, text=True, timeout=60)
+    assert len(result.stdout) == 10 and "Traceback" not in result.stderr and "Broken pipe" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "meant"), [("102", "tg:102"), ("ann", "local:ann")])
+def test_transcript_of_a_name_without_its_prefix_suggests_it(db: Path, name: str, meant: str) -> None:
+    played = CliRunner().invoke(main, ["play", "--lesson", "madman-core", "--dialogues", str(LESSONS_PATH), "--db", str(db), "--learner", "ann"], input="/quit\n")
+    assert played.exit_code == 0, played.output
+    code, out = tutorbot("transcript", name, "--db", str(db), "--dialogues", str(LESSONS_PATH))
+    assert code == 1 and out.strip() == f"Error: no history for {name!r} (with these filters); did you mean {meant}?"
+    code, out = tutorbot("transcript", "nobody", "--db", str(db), "--dialogues", str(LESSONS_PATH))
+    assert code == 1 and "learners are named tg:<telegram id> or local:<name>" in out

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,16 +26,21 @@ from bot.loader import load_all
 from bot.settings import Settings
 from bot.store import Store
 from bot.telegram_bot.app import build_application, serve
-from bot.telegram_bot.webhook import MAX_BODY, MAX_DEPTH, SECRET_HEADER
+from bot.telegram_bot.webhook import MAX_BODY, MAX_DEPTH, SECRET_HEADER, ListenError
 from bot.tutor import Tutor
 from tests.core_lesson import START, text_of
-from tests.fake_telegram import TOKEN, FakeRequest, FakeTelegram
+from tests.fake_telegram import TOKEN, FakeBotAPIServer, FakeRequest, FakeTelegram
 
 CORE = Path(__file__).resolve().parent.parent / "dialogues" / "madman-core.yaml"
 SECRET = "webhook-secret_123"
 SIGNED = {SECRET_HEADER: SECRET}
 MB = 1024 * 1024
 WELCOME = text_of(START)  # the first step of the core lesson, which /start madman-core shows
+
+
+def tutorbot() -> list[str]:
+    script = Path(sys.executable).parent / "tutorbot"
+    return [str(script), "run"] if script.exists() else [sys.executable, "-m", "bot", "run"]
 
 
 def free_port() -> int:
@@ -411,8 +419,37 @@ async def test_a_port_in_use_stops_the_bot_with_an_error(tmp_path: Path) -> None
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         bot = await start(tmp_path, FakeTelegram(), port=taken.getsockname()[1])
-        with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
+        with pytest.raises(ListenError, match=r"cannot listen on 127\.0\.0\.1:\d+ \(Address already in use\)"):
             await finish(bot, stop=False)
+
+
+@pytest.mark.parametrize(
+    ("listen", "said"),
+    [
+        ("127.0.0.1", "(Address already in use): check TUTORBOT_WEBHOOK_LISTEN and TUTORBOT_WEBHOOK_PORT"),
+        ("999.1.1.1", "no such address"),  # not an address, nor a name that resolves
+        ("192.0.2.1", "(Cannot assign requested address)"),  # an address, but not this machine's
+    ],
+)
+def test_a_webhook_that_cannot_listen_is_one_clear_line_and_exit_1(tmp_path: Path, listen: str, said: str) -> None:
+    """`tutorbot run` as its own process against a fake Bot API: no traceback, no token."""
+    telegram = FakeTelegram()
+    with FakeBotAPIServer(telegram) as server, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TUTORBOT_")},
+            "TELEGRAM_BOT_TOKEN": TOKEN, "TUTORBOT_BOT_API_BASE_URL": server.base_url, "TUTORBOT_MODE": "webhook",
+            "TUTORBOT_WEBHOOK_URL": "https://tutor.example/telegram", "TUTORBOT_WEBHOOK_SECRET": SECRET,
+            "TUTORBOT_WEBHOOK_LISTEN": listen, "TUTORBOT_WEBHOOK_PORT": str(taken.getsockname()[1]),
+            "TUTORBOT_DATABASE": str(tmp_path / "bot.db"), "TUTORBOT_DIALOGUES": str(CORE), "TUTORBOT_DEFAULT_LESSON": "madman-core",
+        }
+        result = subprocess.run(tutorbot(), check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and TOKEN not in output
+    error = output.strip().splitlines()[-1]
+    assert error.startswith(f"Error: cannot listen on {listen}:") and said in error, output
 
 
 # --- fuzz ------------------------------------------------------------------------------------

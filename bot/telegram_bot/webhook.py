@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,11 +132,41 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield  # not uvicorn's business: `serve` in app.py turns SIGINT and SIGTERM into `stop`
 
-    async def listen(self) -> None:
+    async def listen(self, sock: socket.socket) -> None:
         try:
-            await self.serve()
-        except SystemExit:  # how uvicorn says it cannot listen (it logs why)
+            await self.serve(sockets=[sock])
+        except SystemExit:  # how uvicorn says it cannot serve (it logs why)
             pass
+
+
+class ListenError(RuntimeError):
+    """The webhook's address cannot be listened on; the message says why, in one line."""
+
+
+async def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on `host`:`port`, or `ListenError`: bound here, not by uvicorn,
+    which would only log why it cannot (and exit)."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = (
+            await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {where}: no such address ({exc.strerror}): check TUTORBOT_WEBHOOK_LISTEN") from None
+    except (OSError, OverflowError) as exc:
+        raise ListenError(f"cannot listen on {where} ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait for TIME_WAIT
+        sock.bind(address)
+        sock.listen(2048)
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        reason = getattr(exc, "strerror", None) or exc
+        raise ListenError(
+            f"cannot listen on {where} ({reason}): check TUTORBOT_WEBHOOK_LISTEN and TUTORBOT_WEBHOOK_PORT"
+        ) from None
+    return sock
 
 
 async def serve_webhook(app: Application, dispatcher: Dispatcher, settings: Settings, stop: asyncio.Event) -> None:
@@ -143,6 +174,7 @@ async def serve_webhook(app: Application, dispatcher: Dispatcher, settings: Sett
     if not (settings.webhook_url and settings.webhook_secret):
         raise ValueError("webhook mode needs a webhook URL and secret")
     url, secret = settings.webhook_url, settings.webhook_secret.get_secret_value()
+    sock = await listening_socket(settings.webhook_listen, settings.webhook_port)
     server = _Server(
         uvicorn.Config(
             webhook_app(services(app).inbox, app.bot, dispatcher, secret),
@@ -153,12 +185,12 @@ async def serve_webhook(app: Application, dispatcher: Dispatcher, settings: Sett
             timeout_graceful_shutdown=SHUTDOWN_GRACE,
         )
     )
-    serving = asyncio.create_task(server.listen(), name="webhook server")
+    serving = asyncio.create_task(server.listen(sock), name="webhook server")
     try:
         while not (server.started or serving.done() or stop.is_set()):
             await asyncio.sleep(0.01)
         if serving.done():
-            raise OSError(f"cannot listen on {settings.webhook_listen}:{settings.webhook_port}")
+            raise ListenError(f"cannot serve on {settings.webhook_listen}:{settings.webhook_port}")
         # Listening first, so that Telegram finds us as soon as it knows where to post.
         register = lambda: app.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)  # noqa: E731
         if await _retrying(register, "setWebhook", stop):
@@ -167,6 +199,7 @@ async def serve_webhook(app: Application, dispatcher: Dispatcher, settings: Sett
     finally:
         server.should_exit = True
         await _finish(serving)
+        sock.close()  # uvicorn closes it too; this is for when it never started
 
 
 async def _finish(task: asyncio.Task[None]) -> None:
