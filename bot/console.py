@@ -16,6 +16,7 @@ from bot.lesson import Lesson
 from bot.tutor import Reply, Tutor, checked_points, option_number, progress_bar, progress_marks
 
 CHAT = "console"
+MAX_ANSWER = 4096  # characters of a written answer: what one Telegram message can carry
 HELP = (
     "Commands: /quit stops (your place is saved), /progress shows how far you are, "
     "/restart starts the lesson over, /help shows this."
@@ -102,7 +103,9 @@ class Console:
             elif step.kind == "message":
                 return self.tutor.act(self.learner, CHAT, Continue(step.node), lesson.id)
             elif step.kind == "text":
-                if line:
+                if len(line) > MAX_ANSWER:  # as long as a Telegram message may be
+                    self.write(f"Please keep your answer under {MAX_ANSWER:,} characters (it has {len(line):,}).")
+                elif line:
                     return self.tutor.act(self.learner, CHAT, Answer(line), lesson.id)
             elif step.kind == "check":
                 points = checked_points(line)

@@ -164,6 +164,16 @@ def test_short_and_empty_written_answers(store):
     assert terminal.prompts[-3:] == ["Your answer > "] * 3
 
 
+def test_a_written_answer_longer_than_a_telegram_message_is_asked_again(store):
+    tutor = Tutor(store, {"tiny": tiny_lesson()})
+    huge = "trust " * 1_000_000  # a 6 MB line pasted in
+    terminal = Terminal("", "", Pick(RIGHT_OPTION), Pick("No"), huge, "Trust matters a lot.")
+    assert play(tutor, terminal) is True
+    assert "Please keep your answer under 4,096 characters (it has 5,999,999)." in terminal.screen
+    [answer] = [e["input"]["text"] for e in store.events(learner="local:ann") if e["input"]["kind"] == "answer"]
+    assert answer == "Trust matters a lot."
+
+
 def test_commands_help_progress_and_restart(tutor):
     terminal = Terminal("", "/help", "/progress", "/restart", "", "/quit")
     assert play(tutor, terminal) is False
