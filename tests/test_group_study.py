@@ -60,6 +60,12 @@ async def until_question(h: Harness) -> dict:
     raise AssertionError("no question came")
 
 
+async def poll_question(h: Harness) -> tuple[dict, str]:
+    """The teacher moves on to the next question asked as a poll: its message, and its key in `QUESTIONS`."""
+    question = await until_question(h)
+    return question, next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+
+
 async def test_a_class_goes_through_a_lesson_together(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         h.telegram.admins[GROUP] = {TEACHER}
@@ -76,8 +82,7 @@ async def test_a_class_goes_through_a_lesson_together(tmp_path: Path) -> None:
         assert await press(h, STRANGER, posted[1], next_data(posted[1])) == "Only the group's admins or instructors can do that."
         assert h.store.db.execute("SELECT node FROM study_sessions").fetchone()[0] == CORE.start_id
 
-        question = await until_question(h)
-        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key = await poll_question(h)
         assert question["poll"]["type"] == "quiz" and not question["poll"]["is_anonymous"]
         await vote(h, ANN, question, RIGHT[key])
         await vote(h, BEN, question, WRONG[key])
@@ -109,8 +114,7 @@ async def test_a_class_goes_through_a_lesson_together(tmp_path: Path) -> None:
         assert h.store.progress(f"tg:{ANN}", "madman-core", f"tg:{ANN}") is None
 
         # Dan joins late and takes part from the current step.
-        question = await until_question(h)
-        key2 = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key2 = await poll_question(h)
         await vote(h, DAN, question, RIGHT[key2])
         assert h.store.progress(f"tg:{DAN}", "madman-core", f"tg:{GROUP}").state.score == 1
 
@@ -278,8 +282,7 @@ async def test_a_member_who_blocked_the_bot_does_not_stop_the_session(tmp_path: 
         h.telegram.admins[GROUP] = {TEACHER}
         await h.say(BEN, "/help")
         await in_group(h, TEACHER, "/study madman-core")
-        question = await until_question(h)
-        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key = await poll_question(h)
         await vote(h, BEN, question, WRONG[key])
         h.telegram.blocked.add(BEN)
         await in_group(h, TEACHER, "/next")  # closes: Ben's remedy cannot be sent
@@ -315,8 +318,7 @@ async def test_a_burst_of_300_members_answering_at_once(tmp_path: Path) -> None:
         for member in talked:  # these have talked to the bot before: their remedies come unasked
             await h.say(member, "/help")
         await in_group(h, TEACHER, "/study madman-core")
-        question = await until_question(h)
-        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key = await poll_question(h)
         group_calls = lambda: sum(  # noqa: E731
             1 for method, params in h.telegram.calls if str(params.get("chat_id")) == str(GROUP) and method != "getChatMember"
         )
@@ -379,8 +381,7 @@ async def test_a_group_that_becomes_a_supergroup_goes_on_there(tmp_path: Path) -
         h.telegram.admins[GROUP] = {TEACHER}
         await in_group(h, TEACHER, "/assign madman-core")
         await in_group(h, TEACHER, "/study madman-core")
-        question = await until_question(h)
-        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key = await poll_question(h)
         await vote(h, ANN, question, RIGHT[key])
         # An admin upgrades the group: Telegram says so in both chats, and the old id is dead.
         h.telegram.migrate(GROUP, SUPERGROUP, by=TEACHER)
@@ -453,8 +454,7 @@ async def test_a_stopped_session_gives_the_leader_the_scores_so_far_or_the_group
     async with Harness(tmp_path) as h:
         h.telegram.admins[GROUP] = {TEACHER}
         await in_group(h, TEACHER, "/study madman-core")
-        question = await until_question(h)
-        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key = await poll_question(h)
         await vote(h, ANN, question, RIGHT[key])
         ended = await in_group(h, TEACHER, "/stop")  # the teacher has no private chat with the bot
         assert "The study session has ended" in ended[-1]["text"]
@@ -479,8 +479,7 @@ async def test_a_tallys_link_still_explains_after_the_group_began_another_sessio
     async with Harness(tmp_path) as h:
         h.telegram.admins[GROUP] = {TEACHER}
         await in_group(h, TEACHER, "/study madman-core")
-        question = await until_question(h)
-        key = next(q for q, n in QUESTIONS.items() if n.ask == question["poll"]["question"])
+        question, key = await poll_question(h)
         await vote(h, BEN, question, WRONG[key])
         [tally] = [m for m in await in_group(h, TEACHER, "/next") if "answered" in m["text"]]
         link = next(d for label, d in FakeTelegram.buttons(tally) if d.startswith("https://"))
