@@ -30,7 +30,7 @@ from bot.engine import (
     Step,
     input_to_dict,
 )
-from bot.lesson import ChoiceNode
+from bot.lesson import ChoiceNode, EndNode
 from bot.loader import LoadedLesson
 from bot.store import Progress, Store
 
@@ -153,10 +153,13 @@ class Tutor:
         restart: bool = False,
         update_id: int | None = None,
         greet: bool = True,
+        result: bool = False,
     ) -> Reply:
         """Start a lesson, or resume it where the learner was (unless `restart`).
 
-        Resuming says where the learner is, with a welcome back if `greet`."""
+        Resuming says where the learner is, with a welcome back if `greet`; a finished
+        lesson says so, and with `result` shows its end again (score, recall, parts to
+        look at again)."""
         loaded = self.loaded(lesson_id)
         progress = self.store.progress(learner, lesson_id, chat)
         if progress is None or restart:
@@ -165,7 +168,11 @@ class Tutor:
             state, said = self._resynced(learner, chat, loaded, progress, update_id)
             if state.finished:
                 finished = engine.LessonFinished()
-                return Reply(lesson_id, said + (Notice(explain(finished)),), finished)
+                end = loaded.lesson.nodes.get(state.node or "")
+                again: tuple[Output, ...] = ()
+                if result and isinstance(end, EndNode):
+                    again = (engine.view(loaded.lesson, state), engine.summary(loaded.lesson, state, end))
+                return Reply(lesson_id, said + (Notice(explain(finished)),) + again, finished)
             step = engine.view(loaded.lesson, state)
             where = f"You are in part {step.part} of {step.parts}: {step.section}."
             part = Notice(f"Welcome back to “{loaded.lesson.title}”. {where}" if greet else where)

@@ -443,10 +443,12 @@ async def test_a_handled_update_keeps_only_its_id(tmp_path: Path) -> None:
 async def test_after_the_end_the_learner_is_told_what_next(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         await play_core_lesson(h, ALICE)
-        replies = await h.say(ALICE, "/start")
-        assert [m["text"] for m in replies] == [  # one message
-            "You have finished this lesson.\n/lessons shows the other lessons; /restart goes through this one again.",
-        ]
+        end = h.last(ALICE)
+        replies = await h.say(ALICE, "/start")  # the result again, and what next
+        assert replies[0]["text"].startswith("You have finished this lesson.")
+        assert "🏁" in replies[0]["text"] and replies[0]["text"].endswith(end["text"].split("🏁", 1)[1])
+        assert h.telegram.buttons(replies[0]) == h.telegram.buttons(end)  # the parts to look at again
+        assert len(replies) == 1  # (the end says what next itself)
         replies = await h.say(ALICE, "more please")
         assert replies[-1]["text"].endswith("/lessons shows the other lessons; /restart goes through this one again.")
 

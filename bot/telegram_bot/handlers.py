@@ -111,9 +111,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             note = OutMessage(f"<i>This lesson was assigned in “{html.escape(group)}”: your progress counts for the group.</i>")
             out.show(s.tutor.begin(person.learner, person.chat, lesson_id, update_id=update.update_id), before=[note])
         elif wanted in s.tutor.lessons:
-            out.show(s.tutor.begin(person.learner, person.chat, wanted, update_id=update.update_id))
+            out.show(s.tutor.begin(person.learner, person.chat, wanted, update_id=update.update_id, result=True))
         elif wanted is None and latest and latest.lesson in s.tutor.lessons:
-            out.show(s.tutor.begin(person.learner, person.chat, latest.lesson, update_id=update.update_id))
+            out.show(s.tutor.begin(person.learner, person.chat, latest.lesson, update_id=update.update_id, result=True))
         else:
             intro = WELCOME if wanted is None else f"There is no lesson called “{html.escape(shortened(wanted, 64))}”."
             listing = lesson_list(s, person)

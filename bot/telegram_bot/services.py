@@ -21,7 +21,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.engine import LessonFinished
+from bot.engine import LessonFinished, Summary
 from bot.sessions import Sessions
 from bot.settings import Settings
 from bot.store import Store
@@ -158,7 +158,8 @@ class Replies:
             outgoing = [OutMessage("\n\n".join(html.escape(getattr(o, "text", "")) for o in reply.outputs))]
         else:
             outgoing = messages(lesson, reply.outputs, echo)
-        if isinstance(reply.error, LessonFinished):  # what next, in the same message
+        shown_end = any(isinstance(output, Summary) for output in reply.outputs)  # it says what next itself
+        if isinstance(reply.error, LessonFinished) and not shown_end:  # what next, in the same message
             last = outgoing[-1] if outgoing else None
             if last is not None and not last.buttons:
                 outgoing[-1] = replace(last, text=f"{last.text}\n{AFTER_THE_END}")
