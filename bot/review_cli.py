@@ -46,11 +46,9 @@ def opened(database: Path | None, dialogues: Path | None) -> Iterator[tuple[Stor
     from bot.cli import load_lessons, load_settings, store_for_reading
 
     settings = load_settings(database=database, dialogues=dialogues)
-    if not settings.database.exists():
-        raise click.ClickException(f"no database at {settings.database}: give its path with --db")
-    lessons = load_lessons([settings.dialogues])
-    store = store_for_reading(settings.database)
+    store = store_for_reading(settings.database)  # (a missing database is the first thing said)
     try:
+        lessons = load_lessons([settings.dialogues])
         yield store, lessons
     finally:
         store.close()
@@ -139,10 +137,10 @@ def export(form: str, output: str, lesson: str | None, chat: str | None, since: 
             if show:
                 click.echo(f"\r  {n:,} written…", err=True, nl=False)
 
-        if to_stdout:
-            count = write_stdout(lambda out: writers[form](store, lessons, out, filters=filters, progress=progress))
-        else:
-            count = write_file(path, lambda out: writers[form](store, lessons, out, filters=filters, progress=progress))
+        def write(out: TextIO) -> object:
+            return writers[form](store, lessons, out, filters=filters, progress=progress)
+
+        count = write_stdout(write) if to_stdout else write_file(path, write)
         if show:
             click.echo("", err=True)
         unit = {"csv": "rows", "jsonl": "events", "xapi": "statements"}.get(form)

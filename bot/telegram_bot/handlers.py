@@ -261,7 +261,7 @@ async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             s.inbox.mark_handled(update.update_id)
         return
     if update.effective_chat is not None:
-        groups.reply(services(context), update, GROUP_NOTE.format(username=html.escape(context.bot.username)), rationed=True)
+        groups.reply(s, update, GROUP_NOTE.format(username=html.escape(context.bot.username)), rationed=True)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -174,10 +174,10 @@ def show(s: Services, session: Session, node_id: str, update_id: int | None, bef
     key = f"{lesson.id}:{node_id}"
     author = lesson.lesson.source.author
     if isinstance(node, EndNode):
-        text = step_body(step, heading, author) + "\n\n" + group_summary(s, session, lesson, node_id) + scores_hint(s, session)
-        s.outbox.add(session.chat_id, OutMessage(text, step=key), update_id)
+        summary = group_summary(s, session, lesson, node_id)
         session = s.sessions.update(session, node=node_id, phase="shown", state="finished", due_at=None)
-        finish(s, session, lesson, update_id)
+        hint = finish(s, session, lesson, update_id)
+        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author) + "\n\n" + summary + hint, step=key), update_id)
         return session
     phase = "open" if is_question(node) else "shown"
     nxt = (next_button(session, lesson, node_id, phase),)
@@ -326,20 +326,25 @@ def group_summary(s: Services, session: Session, lesson: Lesson, upto: str) -> s
     return "\n".join(lines)
 
 
-def finish(s: Services, session: Session, lesson: Lesson, update_id: int | None) -> None:
+def finish(s: Services, session: Session, lesson: Lesson, update_id: int | None) -> str:
     """The session reached the end: each member's group progress is finished too, and the
-    leader gets each member's score in private (if the bot can write to them)."""
+    leader gets each member's score in private (see `send_scores`, whose hint it returns)."""
     for learner in dict.fromkeys(learner for learner, _, _ in s.sessions.answers(session)):
         s.tutor.in_group(learner, session.chat, lesson.id, session.node, None, session.seed, session.started_at, update_id)
-    send_scores(s, session, lesson, update_id)
+    return send_scores(s, session, lesson, update_id)
 
 
-def send_scores(s: Services, session: Session, lesson: Lesson, update_id: int | None) -> None:
-    """Each member's score (right at the first try) to the leader, in private, if the bot
-    can write to them (else `scores_hint` tells the group how the leader gets them)."""
+def send_scores(s: Services, session: Session, lesson: Lesson, update_id: int | None) -> str:
+    """Each member's score (right at the first try) to the leader, in private. If the bot
+    cannot write to them (Telegram lets a bot write only to someone who wrote to it), the
+    hint for the group's last message that says how they get the scores; else ""."""
     members = list(dict.fromkeys(learner for learner, _, _ in s.sessions.answers(session)))
-    if not members or session.leader is None or not s.outbox.reached(int(session.leader.removeprefix("tg:"))):
-        return
+    if not members or session.leader is None:
+        return ""
+    leader = int(session.leader.removeprefix("tg:"))
+    if not s.outbox.reached(leader):
+        return (f"\n\n<i>The scores go to the leader in private, but they have no chat with me yet: "
+                f"they can start one (@{html.escape(s.sender.bot.username or '')}) and send /report.</i>")
     scores = []
     for learner in members:
         progress = s.store.progress(learner, lesson.id, session.chat)
@@ -353,18 +358,8 @@ def send_scores(s: Services, session: Session, lesson: Lesson, update_id: int | 
              f"(right at the first try, of {questions}{upto}):"]
     lines += [f"• {html.escape(names.get(m) or m)}: {score}" for m, score in sorted(scores, key=lambda x: -x[1])]
     lines.append("\n<i>Only you see this; the group saw no one's score.</i>")
-    s.outbox.add(int(session.leader.removeprefix("tg:")), OutMessage("\n".join(lines)), update_id, priority=1)
-
-
-def scores_hint(s: Services, session: Session) -> str:
-    """For the group's last message: how the leader gets the scores, if the bot cannot
-    write to them in private (Telegram lets a bot write only to someone who wrote to it)."""
-    if session.leader is None or not s.sessions.answers(session):
-        return ""
-    if s.outbox.reached(int(session.leader.removeprefix("tg:"))):
-        return ""
-    return (f"\n\n<i>The scores go to the leader in private, but they have no chat with me yet: "
-            f"they can start one (@{html.escape(s.sender.bot.username or '')}) and send /report.</i>")
+    s.outbox.add(leader, OutMessage("\n".join(lines)), update_id, priority=1)
+    return ""
 
 
 def wait_at(s: Services, session: Session) -> float:
@@ -505,10 +500,10 @@ def control(s: Services, session: Session, action: str, update_id: int | None) -
     if session.phase == "open":
         session = close(s, session, update_id)
     lesson = s.tutor.lessons[session.lesson].lesson
-    summary = group_summary(s, session, lesson, session.node) + scores_hint(s, session)
+    summary = group_summary(s, session, lesson, session.node)
     session = s.sessions.update(session, state="stopped", due_at=None)
-    s.outbox.add(session.chat_id, OutMessage(f"⏹ The study session has ended.\n\n{summary}"), update_id)
-    send_scores(s, session, lesson, update_id)
+    hint = send_scores(s, session, lesson, update_id)
+    s.outbox.add(session.chat_id, OutMessage(f"⏹ The study session has ended.\n\n{summary}{hint}"), update_id)
     return None
 
 
