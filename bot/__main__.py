@@ -1,5 +1,5 @@
 """`python -m bot` is the `tutorbot` command."""
 
-from bot.cli import main
+from bot.startup import main
 
 main()

@@ -23,6 +23,7 @@ from bot.lesson import ChoiceNode, EndNode, WriteNode
 from bot.lesson_cache import LessonCache
 from bot.loader import LessonError, LoadedLesson, load_all
 from bot.settings import Settings, SettingsError
+from bot.startup import settled
 from bot.store import MIGRATION_SET, MIGRATIONS, Store
 from bot.tutor import Tutor
 from bot.validate import estimated_minutes
@@ -144,6 +145,8 @@ def main(ctx: click.Context) -> None:
     With no command: run the Telegram bot if TELEGRAM_BOT_TOKEN is set, else play the
     lesson here in the terminal.
     """
+    if ctx.invoked_subcommand not in (None, "run", "play"):
+        settled()  # bot.startup; the long-running commands call it once they have set up
     if ctx.invoked_subcommand is None:
         settings = load_settings()
         if settings.telegram_bot_token is None:
@@ -197,6 +200,7 @@ def play(
             latest = store.latest_progress(console.learner, "console")
             fallback = latest.lesson if latest and latest.lesson in lessons else settings.default_lesson
             lesson_id = pick_lesson(lessons, None, fallback)
+        settled()
         console.play(lesson_id, restart=restart)
     finally:
         store.close()
@@ -308,6 +312,7 @@ def run() -> None:
         # The bot waits out another process's lock without blocking its event loop (see
         # bot.store.wait_out), so a statement gives up quickly and other chats go on.
         store = Store(settings.database, busy_timeout=0.2)
+        settled()
         try:
             run_bot(settings, Tutor(store, lessons))
         except InvalidToken:
