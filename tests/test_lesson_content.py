@@ -316,6 +316,39 @@ def test_quotes_are_verbatim_from_their_paragraph(lesson):
             )
 
 
+# Words in quotation marks inside the lesson's own text are the column's, unless they name
+# another source or a term (found with their source in the same sentence).
+NOT_THE_COLUMNS = {
+    "kluth argues",  # how the lesson attributes a view
+    "sunset clauses",  # the deal's critics
+    "commitment problem",  # political scientists' term
+    "with the stroke of a pen",  # the senators' letter of March 2015
+    "crazy like a fox?",  # McManus's study
+    "mad",  # McManus's term for such leaders
+    "it backfires",  # the column's sweep, in short
+    "his supporters often say he has an instinct for deal-making or follows a sophisticated strategy; i think they are wrong.",  # a neutral rewrite
+}
+
+
+def quoted_phrases(text: str) -> list[str]:
+    return re.findall(r'"([^"]+)"|\u201c([^\u201d]+)\u201d', text)
+
+
+def test_words_in_quotation_marks_are_the_columns(lesson):
+    paragraphs = article_paragraphs()
+    if paragraphs is None:
+        pytest.skip("the column is not available (set TUTORBOT_ARTICLE, or check out ../shared beside the repository)")
+    path = Path(os.environ.get("TUTORBOT_ARTICLE") or ROOT.parent / "shared" / "lesson" / "article.txt")
+    headline = path.read_text(encoding="utf-8").split("\n")[:3]  # the title and subtitle too
+    column = " ".join(words(" ".join(headline + paragraphs)))
+    wrong = []
+    for found in quoted_phrases(every_text(lesson)):
+        phrase = " ".join(words(found[0] or found[1]))
+        if (found[0] or found[1]).casefold() not in NOT_THE_COLUMNS and f" {phrase} " not in f" {column} ":
+            wrong.append(found[0] or found[1])
+    assert not wrong, f"{lesson.id}: quoted as the column's words, but not in the column: {wrong}"
+
+
 # --- 4. feedback and written answers --------------------------------------------------
 
 
