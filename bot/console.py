@@ -112,7 +112,7 @@ class Console:
                 if points is not None and all(0 <= p < len(step.options) for p in points):
                     return self.tutor.act(self.learner, CHAT, Check(step.node, points), lesson.id)
                 self.write(f"Please type the numbers of the points your answer makes (1 to {len(step.options)}), or press Enter for none.")
-            elif (number := option_number(line)) is not None and 1 <= number <= len(step.options):
+            elif (number := option_number(line) or chosen_text(step, line)) is not None and 1 <= number <= len(step.options):
                 return self.tutor.act(self.learner, CHAT, Choose(step.node, step.option_id(number - 1)), lesson.id)
             else:
                 self.write(f"Please type a number from 1 to {len(step.options)}.")
@@ -138,6 +138,12 @@ class Console:
         for output in reply.outputs:
             self.write(render(output, lesson, bar=not heading))
             heading = isinstance(output, Notice) and output.part is not None
+
+
+def chosen_text(step: Step, line: str) -> int | None:
+    """The number of the option whose exact text was typed (any case), as Telegram takes it."""
+    folded = [option.casefold() for option in step.options]
+    return folded.index(line.casefold()) + 1 if line.casefold() in folded else None
 
 
 def render(output: engine.Output, lesson: Lesson, bar: bool = True) -> str:
@@ -166,7 +172,7 @@ def render(output: engine.Output, lesson: Lesson, bar: bool = True) -> str:
 
 
 def summary(output: Summary, lesson: Lesson) -> str:
-    lines = [f"\nYou answered {output.score} of {output.questions} questions right at the first try."]
+    lines = [f"\nYou answered {output.result}."]
     for question, answer in output.recalled:
         lines += ["", wrap(f"You were asked: {question}"), wrap(f"You said: “{answer}”", indent="  ")]
     if output.look_again:

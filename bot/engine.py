@@ -214,6 +214,11 @@ class Summary:
     recalled: tuple[tuple[str, str], ...] = ()  # (question, the learner's answer) the end recalls
     look_again: tuple[LookAgain, ...] = ()
 
+    @property
+    def result(self) -> str:
+        """The score in words, as the terminal and Telegram show it."""
+        return f"{self.score} of {self.questions} question{'s' * (self.questions != 1)} right at the first try"
+
 
 Output = Notice | Feedback | Step | Summary
 

@@ -81,7 +81,7 @@ def test_play_through_to_the_end(tutor):
     assert "  1) It names the promise.\n  2) It says what yielding gains." in text
     assert "That's it!" in text
     assert terminal.screen[-2:] == [
-        "\nYou answered 1 of 1 questions right at the first try.\n\n"
+        "\nYou answered 1 of 1 question right at the first try.\n\n"
         "You were asked: Do you find this convincing?\n"
         "You said: “No”\n\n"
         "You were asked: Why does trust matter here?\n"
@@ -123,7 +123,7 @@ def test_wrong_answers_are_explained_then_answered_and_the_end_offers_a_second_l
     assert text.count("=== ▰▰▱ Part 2 of 3: Why it backfires ===") == 2  # looked at again
     # Then back to the end (asked once, recalled at each end), not through part 3 again.
     assert text.count("Why does trust matter here?") == 3
-    assert "You answered 0 of 1 questions right at the first try." in terminal.screen[-2]
+    assert "You answered 0 of 1 question right at the first try." in terminal.screen[-2]
     assert terminal.screen[-1] == AGAIN
 
 
@@ -137,7 +137,7 @@ def test_quit_and_resume_at_the_same_step(tutor, stop):
     second = Terminal(*RIGHT[2:])
     assert play(tutor, second) is True
     assert second.screen[:2] == [f"\n({WELCOME_BACK} You are in part 2 of 3: Why it backfires.)", question]
-    assert "You answered 1 of 1 questions" in second.screen[-2]
+    assert "You answered 1 of 1 question" in second.screen[-2]
 
 
 def test_quit_on_a_message_resumes_on_that_message(tutor):
@@ -154,6 +154,14 @@ def test_invalid_numbers_and_points_get_a_hint(tutor):
     assert terminal.screen.count("Please type a number from 1 to 3.") == 4
     assert terminal.screen.count("Please type the numbers of the points your answer makes (1 to 2), or press Enter for none.") == 2
     assert "✓ Right." in terminal.text
+
+
+def test_an_option_typed_by_its_text_picks_it_as_in_telegram(tutor):
+    terminal = Terminal("", "", "  " + M1_OPTION.upper(), "", RIGHT_OPTION.lower(), "No", "/quit")
+    assert play(tutor, terminal) is False
+    assert "✗ A common reading, but not the column's." in terminal.text
+    assert "✓ Right." in terminal.text
+    assert "Please type a number from 1 to 3." not in terminal.screen
 
 
 def test_short_and_empty_written_answers(store):

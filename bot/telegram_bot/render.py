@@ -256,7 +256,7 @@ def check_buttons(lesson_id: str, step: Step, marked: int) -> tuple[tuple[tuple[
 
 def summary(lesson: Lesson, result: Summary) -> tuple[str, tuple[tuple[tuple[str, str], ...], ...]]:
     """The end's summary as HTML, with a button for each part worth another look."""
-    text = f"<b>Your result:</b> {result.score} of {result.questions} questions right at the first try."
+    text = f"<b>Your result:</b> {result.result}."
     for question, answer in result.recalled:
         said = html.escape(shortened(answer, RECALLED_MAX))
         text += f"\n\n<b>You were asked:</b> {html.escape(question)}\n<b>You said:</b> <i>{said}</i>"
