@@ -12,6 +12,7 @@ MIGRATIONS = (
     'm006_reviews',
     'm007_indexes_for_chats',
     'm008_untrimmed_outbox',
+    'm009_study_topics',
 )
 
 STATEMENTS = (
@@ -33,7 +34,7 @@ STATEMENTS = (
     'CREATE INDEX "idx_assignments_chat_id"\n    ON "assignments" ("chat", "id")',
     'CREATE TABLE "assignment_members" (\n   "assignment" INTEGER REFERENCES "assignments"("id"),\n   "learner" TEXT,\n   "joined_at" TEXT,\n   PRIMARY KEY ("assignment", "learner")\n)',
     'CREATE INDEX "idx_assignment_members_learner"\n    ON "assignment_members" ("learner")',
-    'CREATE TABLE study_sessions (\n            id INTEGER PRIMARY KEY AUTOINCREMENT,\n            chat TEXT NOT NULL,          -- "tg:<group id>"\n            chat_id INTEGER NOT NULL,\n            title TEXT,\n            lesson TEXT NOT NULL,\n            leader TEXT,\n            seed INTEGER NOT NULL,       -- orders every question\'s options, the same for the whole group\n            node TEXT NOT NULL,          -- the group\'s step\n            phase TEXT NOT NULL,         -- "shown"; at a question: "open" (taking answers) or "closed"\n            state TEXT NOT NULL,         -- "running", "paused", "stopped" or "finished"\n            advance INTEGER,             -- seconds a question stays open when the bot moves on by itself\n            due_at TEXT,                 -- when the bot moves on by itself (store time); NULL: not by itself\n            counted INTEGER,             -- answers shown in the open question\'s live count\n            counted_at TEXT,\n            started_at TEXT NOT NULL,\n            updated_at TEXT\n        )',
+    'CREATE TABLE study_sessions (\n            id INTEGER PRIMARY KEY AUTOINCREMENT,\n            chat TEXT NOT NULL,          -- "tg:<group id>"\n            chat_id INTEGER NOT NULL,\n            title TEXT,\n            lesson TEXT NOT NULL,\n            leader TEXT,\n            seed INTEGER NOT NULL,       -- orders every question\'s options, the same for the whole group\n            node TEXT NOT NULL,          -- the group\'s step\n            phase TEXT NOT NULL,         -- "shown"; at a question: "open" (taking answers) or "closed"\n            state TEXT NOT NULL,         -- "running", "paused", "stopped" or "finished"\n            advance INTEGER,             -- seconds a question stays open when the bot moves on by itself\n            due_at TEXT,                 -- when the bot moves on by itself (store time); NULL: not by itself\n            counted INTEGER,             -- answers shown in the open question\'s live count\n            counted_at TEXT,\n            started_at TEXT NOT NULL,\n            updated_at TEXT\n        , "thread" INTEGER)',
     'CREATE UNIQUE INDEX "idx_study_sessions_chat"\n    ON "study_sessions" ("chat")',
     'CREATE INDEX "idx_study_sessions_state_due_at"\n    ON "study_sessions" ("state", "due_at")',
     'CREATE TABLE "group_answers" (\n   "session" INTEGER,\n   "node" TEXT,\n   "learner" TEXT,\n   "option" INTEGER,\n   "at" TEXT,\n   PRIMARY KEY ("session", "node", "learner")\n)',

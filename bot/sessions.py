@@ -34,6 +34,7 @@ class Session:
     counted: int  # the live count shown under the open question
     counted_at: str | None
     started_at: str
+    thread: int | None = None  # the forum topic it runs in (None: the General topic, or no topics)
 
     @property
     def active(self) -> bool:
@@ -76,15 +77,16 @@ class Sessions:
         return [Session(*row) for row in rows]
 
     def begin(
-        self, chat: str, chat_id: int, title: str | None, lesson: str, leader: str, seed: int, node: str, advance: int | None
+        self, chat: str, chat_id: int, title: str | None, lesson: str, leader: str, seed: int, node: str, advance: int | None,
+        thread: int | None = None,
     ) -> Session:
         """A new session in the group, in place of any earlier one."""
         now = self.store.now()
         self.store.db.execute("DELETE FROM study_sessions WHERE chat = ?", [chat])
         self.store.db.execute(
             "INSERT INTO study_sessions (chat, chat_id, title, lesson, leader, seed, node, phase, state, advance, "
-            "counted, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'shown', 'running', ?, 0, ?, ?)",
-            [chat, chat_id, title, lesson, leader, seed, node, advance, now, now],
+            "counted, started_at, updated_at, thread) VALUES (?, ?, ?, ?, ?, ?, ?, 'shown', 'running', ?, 0, ?, ?, ?)",
+            [chat, chat_id, title, lesson, leader, seed, node, advance, now, now, thread],
         )
         found = self.of(chat)
         assert found is not None

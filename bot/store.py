@@ -232,6 +232,12 @@ def m008_untrimmed_outbox(db: Database) -> None:
     db.execute(f"CREATE INDEX outbox_untrimmed ON outbox (id) WHERE {UNTRIMMED}")
 
 
+def m009_study_topics(db: Database) -> None:
+    # The forum topic a group's study session runs in (its `message_thread_id`; NULL: the
+    # group's only or General topic): Telegram puts a message sent without it in General.
+    db["study_sessions"].add_column("thread", int)
+
+
 MIGRATIONS = [
     m001_events_and_progress,
     m002_inbox,
@@ -241,6 +247,7 @@ MIGRATIONS = [
     m006_reviews,
     m007_indexes_for_chats,
     m008_untrimmed_outbox,
+    m009_study_topics,
 ]
 
 

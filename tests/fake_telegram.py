@@ -205,10 +205,14 @@ class FakeTelegram:
             self.chats.setdefault(chat["id"], []).append({"from_bot": False, **message})
         return message
 
-    def send_text(self, user_id: int, text: str, group: int | None = None, reply_to: int | None = None) -> int:
+    def send_text(
+        self, user_id: int, text: str, group: int | None = None, reply_to: int | None = None, topic: int | None = None
+    ) -> int:
         """The learner types `text`, in private or in `group` (a /command gets its entity),
-        as a reply to the message `reply_to` if given."""
+        as a reply to the message `reply_to` if given, in the forum topic `topic` if given."""
         content: dict[str, Any] = {"text": text}
+        if topic is not None:
+            content.update(message_thread_id=topic, is_topic_message=True)
         if reply_to is not None:
             replied = self.message(user_id if group is None else group, reply_to)
             content["reply_to_message"] = {k: v for k, v in replied.items() if k not in ("from_bot", "html")}
@@ -243,10 +247,15 @@ class FakeTelegram:
             self.queries.append(query["id"])
         return self._push({"callback_query": query})
 
-    def vote(self, user_id: int, poll_id: str, option_ids: list[int]) -> int:
-        """A member answers the bot's poll `poll_id` (a non-anonymous poll tells the bot)."""
-        answer = {"poll_id": poll_id, "user": self._user(user_id), "option_ids": option_ids,
+    def vote(self, user_id: int, poll_id: str, option_ids: list[int], as_chat: dict | None = None) -> int:
+        """A member answers the bot's poll `poll_id` (a non-anonymous poll tells the bot); with
+        `as_chat`, an anonymous admin votes as the group, which Telegram tells as the chat and,
+        in `user`, its placeholder bot."""
+        user = self._user(user_id) if as_chat is None else {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+        answer = {"poll_id": poll_id, "user": user, "option_ids": option_ids,
                   "option_persistent_ids": [f"o{i}" for i in option_ids]}
+        if as_chat is not None:
+            answer["voter_chat"] = as_chat
         return self._push({"poll_answer": answer})
 
     def migrate(self, old: int, new: int, by: int, tell: bool = True) -> None:
@@ -369,6 +378,13 @@ class FakeTelegram:
                 return 200, {"ok": True, "result": json.loads(json.dumps(batch))}
             return self._method(method, params)
 
+    @staticmethod
+    def _topic(params: dict[str, Any]) -> dict[str, Any]:
+        """A sent message's forum topic: Telegram puts one sent without `message_thread_id` in
+        the General topic (whose messages carry no thread id)."""
+        thread = params.get("message_thread_id")
+        return {"message_thread_id": int(thread), "is_topic_message": True} if thread else {}
+
     def _method(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         ok = lambda result: (200, {"ok": True, "result": result})  # noqa: E731
         if method == "getMe":
@@ -413,6 +429,7 @@ class FakeTelegram:
                 "chat": self._chat(chat_id),
                 "date": int(time.time()),
                 "text": plain(params["text"]),
+                **self._topic(params),
             }
             self.next_message_id += 1
             self.arrived[(chat_id, message["message_id"])] = time.monotonic()
@@ -442,7 +459,7 @@ class FakeTelegram:
             message = {
                 "message_id": self.next_message_id,
                 "from": {"id": BOT_ID, "is_bot": True, "first_name": "Tutor", "username": BOT_USERNAME},
-                "chat": self._chat(chat_id), "date": int(time.time()), "poll": poll,
+                "chat": self._chat(chat_id), "date": int(time.time()), "poll": poll, **self._topic(params),
             }
             self.next_message_id += 1
             self.arrived[(chat_id, message["message_id"])] = time.monotonic()

@@ -487,3 +487,95 @@ async def test_a_tallys_link_still_explains_after_the_group_began_another_sessio
         await in_group(h, TEACHER, "/study madman-core")  # the new session replaces the old one's row
         [own, _] = await h.say(BEN, "/start " + link.split("?start=")[1])
         assert f"Your answer:</b> {WRONG[key]}" in own["html"] and "The answer:" in own["text"]
+
+
+TOPIC, OTHER_TOPIC = 77, 88
+
+
+def topics_of(h: Harness, after: int = 0) -> list[int | None]:
+    """The forum topic of each of the bot's messages to the group after number `after`."""
+    return [m.get("message_thread_id") for m in h.telegram.bot_messages(GROUP)[after:]]
+
+
+async def test_a_session_begun_in_a_forum_topic_stays_in_that_topic(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+
+        # The teacher starts in a topic: the intro, steps, polls and tallies all go to it.
+        await h.handled(h.telegram.send_text(TEACHER, "/study madman-core", group=GROUP, topic=TOPIC))
+        question, key = await poll_question_in(h, TOPIC)
+        await vote(h, ANN, question, WRONG[key])
+        await h.handled(h.telegram.send_text(TEACHER, "/next", group=GROUP, topic=OTHER_TOPIC))  # from another topic
+        assert any(m["text"].startswith("📊 1 answered") for m in h.telegram.bot_messages(GROUP))
+        assert set(topics_of(h)) == {TOPIC}, topics_of(h)
+
+        # A refusal answers where it was asked; a note about the session goes to the session's topic.
+        seen = len(h.telegram.bot_messages(GROUP))
+        await h.handled(h.telegram.send_text(STRANGER, "/next", group=GROUP, topic=OTHER_TOPIC))
+        await h.handled(h.telegram.send_text(TEACHER, "/pause", group=GROUP, topic=OTHER_TOPIC))
+        assert topics_of(h, seen) == [OTHER_TOPIC, TOPIC]
+
+        # A session picked from /study's menu in a topic runs in that topic too.
+        await h.handled(h.telegram.send_text(TEACHER, "/stop", group=GROUP, topic=TOPIC))
+        seen = len(h.telegram.bot_messages(GROUP))
+        await h.handled(h.telegram.send_text(TEACHER, "/study", group=GROUP, topic=OTHER_TOPIC))
+        [menu] = h.telegram.bot_messages(GROUP)[seen:]
+        await press(h, TEACHER, menu, FakeTelegram.buttons(menu)[0][1])
+        assert len(topics_of(h, seen)) > 1 and set(topics_of(h, seen)) == {OTHER_TOPIC}
+
+
+async def poll_question_in(h: Harness, topic: int) -> tuple[dict, str]:
+    """As `poll_question`, the teacher sending /next in the forum topic `topic`."""
+    for _ in range(20):
+        step = last_step(h)
+        if next_data(step).endswith(":open"):
+            return step, next(q for q, n in QUESTIONS.items() if n.ask == step["poll"]["question"])
+        await h.handled(h.telegram.send_text(TEACHER, "/next", group=GROUP, topic=topic))
+    raise AssertionError("no question came")
+
+
+async def test_a_reply_sent_as_a_chat_is_nobodys_answer(tmp_path: Path) -> None:
+    """An anonymous admin (Telegram's GroupAnonymousBot, for every group) or a channel
+    replying to a written question is no member: nothing is recorded for them."""
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        for _ in range(20):
+            step = last_step(h)
+            if "Reply to this message" in step["text"]:
+                break
+            await in_group(h, TEACHER, "/next")
+        replied = {k: v for k, v in step.items() if k not in ("from_bot", "html")}
+        senders = [
+            ({"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
+             {"id": GROUP, "type": "supergroup", "title": "Study group"}),
+            ({"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"},
+             {"id": -1009990999, "type": "channel", "title": "A channel"}),
+        ]
+        for user, chat in senders:
+            message = h.telegram._incoming(user["id"], GROUP, text="No one trusts a madman to keep his deals.",
+                                           reply_to_message=replied, sender_chat=chat)
+            message["from"] = user
+            before = len(h.telegram.bot_messages(GROUP))
+            await h.handled(h.telegram._push({"message": message}))
+            if user["id"] == 1087968824:
+                [told] = h.telegram.bot_messages(GROUP)[before:]
+                assert told["text"] == study.AS_CHAT
+        assert h.store.db.execute("SELECT * FROM group_answers").fetchall() == []
+        assert h.store.db.execute("SELECT id FROM learners WHERE id != ?", [f"tg:{TEACHER}"]).fetchall() == []
+        assert h.telegram.reactions == []
+
+
+async def test_a_vote_cast_as_the_group_is_nobodys_answer(tmp_path: Path) -> None:
+    """An anonymous admin votes in a question's poll as the group: Telegram names the chat,
+    and a placeholder bot as the user. Nothing is recorded; a member's own vote still is."""
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        question, key = await poll_question(h)
+        poll = question["poll"]
+        position = [o["text"] for o in poll["options"]].index(WRONG[key])
+        await h.handled(h.telegram.vote(TEACHER, poll["id"], [position], as_chat={"id": GROUP, "type": "supergroup", "title": "Study group"}))
+        assert h.store.db.execute("SELECT learner FROM group_answers").fetchall() == []
+        await vote(h, ANN, question, WRONG[key])
+        assert [tuple(r) for r in h.store.db.execute("SELECT learner FROM group_answers")] == [(f"tg:{ANN}",)]

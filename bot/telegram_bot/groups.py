@@ -15,7 +15,7 @@ import html
 import logging
 import time
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, Message, Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -75,6 +75,12 @@ async def may_lead(s: Services, context: ContextTypes.DEFAULT_TYPE, chat_id: int
     return leads
 
 
+def topic(message: Message | None) -> int | None:
+    """The forum topic `message` was sent in, for a reply to go there too (Telegram puts a
+    message sent without its topic in the General one); None outside a topic."""
+    return message.message_thread_id if message is not None and message.is_topic_message else None
+
+
 def reply(s: Services, update: Update, text: str, rationed: bool = False, kind: str = "group") -> None:
     """Queue a message to the group and mark the update handled, in one transaction.
     A reply that changes nothing is `rationed` (a group gets only 20 messages a minute, and
@@ -84,7 +90,7 @@ def reply(s: Services, update: Update, text: str, rationed: bool = False, kind: 
     assert chat is not None
     with s.store.atomic():
         if not (rationed and s.quiet(chat.id, kind)):
-            s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=rationed, priority=1)
+            s.outbox.add(chat.id, OutMessage(text), update.update_id, droppable=rationed, priority=1, thread=topic(update.effective_message))
         s.inbox.mark_handled(update.update_id)
 
 
@@ -149,7 +155,9 @@ async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "Tap the button to do it in a private chat with me, at your own pace; your progress "
             "counts for this group. /standings shows who has finished (never anyone's answers)."
         )
-        s.outbox.add(chat.id, OutMessage(text, ((("Start the lesson", link),),)), update.update_id, priority=1)
+        s.outbox.add(
+            chat.id, OutMessage(text, ((("Start the lesson", link),),)), update.update_id, priority=1, thread=topic(update.effective_message)
+        )
         s.inbox.mark_handled(update.update_id)
 
 

@@ -139,10 +139,12 @@ class Outbox:
         droppable: bool = False,
         priority: int = 0,
         erase: bool = False,
+        thread: int | None = None,
     ) -> None:
         """Queue one message (split at Telegram's length limit: a row per piece).
 
         `erase`: delete the row once it is sent (a reply to a learner who was just forgotten).
+        `thread`: the forum topic it goes to (None: the General topic, or a chat without topics).
         """
         if droppable:
             self.clean.discard(chat_id)
@@ -154,6 +156,8 @@ class Outbox:
                 body["buttons"] = message.buttons
             if erase:
                 body["erase"] = True
+            if thread is not None:
+                body["thread"] = thread
             self._insert(chat_id, "send", body, message.step if last else None, update_id, droppable, priority)
 
     def add_edit(
@@ -187,10 +191,14 @@ class Outbox:
         buttons: tuple,
         step: str,
         update_id: int | None = None,
+        thread: int | None = None,
     ) -> None:
         """Queue a non-anonymous poll: a quiz if `correct` (its option's position) is given."""
         poll = {"question": question, "options": options, "correct": correct, "explanation": explanation}
-        self._insert(chat_id, "poll", {"poll": poll, "buttons": buttons}, step, update_id, False, 0)
+        body: dict[str, Any] = {"poll": poll, "buttons": buttons}
+        if thread is not None:
+            body["thread"] = thread
+        self._insert(chat_id, "poll", body, step, update_id, False, 0)
 
     def add_stop_poll(self, chat_id: int, step: str, buttons: tuple = (), update_id: int | None = None) -> None:
         """Queue closing the poll that shows `step` (its buttons replaced by `buttons`).
@@ -574,7 +582,8 @@ class Outbox:
             markup = OutMessage(body["text"], _buttons(body.get("buttons"))).markup()
             sent = await self.sender.call(
                 lambda: bot.send_message(
-                    row.chat_id, body["text"], parse_mode="HTML", reply_markup=markup, link_preview_options=NO_PREVIEW
+                    row.chat_id, body["text"], parse_mode="HTML", reply_markup=markup, link_preview_options=NO_PREVIEW,
+                    message_thread_id=body.get("thread"),
                 ),
             )
             return sent.message_id, None
@@ -592,7 +601,7 @@ class Outbox:
                     row.chat_id, poll["question"], poll["options"], is_anonymous=False,
                     type="quiz" if quiz else "regular", allows_revoting=False,
                     correct_option_ids=[poll["correct"]] if quiz else None,
-                    explanation=poll["explanation"], reply_markup=markup,
+                    explanation=poll["explanation"], reply_markup=markup, message_thread_id=body.get("thread"),
                 ),
             )
             return sent.message_id, sent.poll.id if sent.poll else None

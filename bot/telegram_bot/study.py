@@ -50,6 +50,7 @@ READ_WPM = 200
 POLL_LIMITS = {"question": 300, "option": 100, "explanation": 200, "options": 10}  # Telegram's
 NEXT = "Next ▸"
 UNKNOWN_BUTTON = "I don't recognise that button, so nothing changed."
+AS_CHAT = "You are writing as a chat, not as yourself, so your reply was not recorded. Please send it from your own account."
 REMEDY = "gq-"  # /start gq-<session>-<step>: a member's own explanation of a group question
 HOW = (
     "Each of you answers for yourself, and your answers are recorded for you. My tallies show only "
@@ -177,27 +178,28 @@ def show(s: Services, session: Session, node_id: str, update_id: int | None, bef
         summary = group_summary(s, session, lesson, node_id)
         session = s.sessions.update(session, node=node_id, phase="shown", state="finished", due_at=None)
         hint = finish(s, session, lesson, update_id)
-        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author) + "\n\n" + summary + hint, step=key), update_id)
+        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author) + "\n\n" + summary + hint, step=key), update_id, thread=session.thread)
         return session
     phase = "open" if is_question(node) else "shown"
     nxt = (next_button(session, lesson, node_id, phase),)
     if isinstance(node, ChoiceNode) and poll_fits(step, node):
         if heading or step.quote:  # the poll carries only the question
-            s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author, text=False)), update_id)
+            s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author, text=False)), update_id, thread=session.thread)
         right = [i for i, option_id in enumerate(step.order) if node.options[option_id].correct]
         explanation = None
         if node.graded and len(node.options[step.order[right[0]]].feedback) <= POLL_LIMITS["explanation"]:
             explanation = node.options[step.order[right[0]]].feedback
         s.outbox.add_poll(
-            session.chat_id, step.text, list(step.options), right[0] if node.graded else None, explanation, (nxt,), key, update_id
+            session.chat_id, step.text, list(step.options), right[0] if node.graded else None, explanation, (nxt,), key, update_id,
+            thread=session.thread,
         )
     elif isinstance(node, ChoiceNode):
         text = question_text(lesson, session, node_id, heading)
-        s.outbox.add(session.chat_id, OutMessage(text, answer_buttons(lesson, session, node_id) + (nxt,), key), update_id)
+        s.outbox.add(session.chat_id, OutMessage(text, answer_buttons(lesson, session, node_id) + (nxt,), key), update_id, thread=session.thread)
     elif isinstance(node, WriteNode):
-        s.outbox.add(session.chat_id, OutMessage(question_text(lesson, session, node_id, heading), (nxt,), key), update_id)
+        s.outbox.add(session.chat_id, OutMessage(question_text(lesson, session, node_id, heading), (nxt,), key), update_id, thread=session.thread)
     else:
-        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author), (nxt,), key), update_id)
+        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author), (nxt,), key), update_id, thread=session.thread)
     session = s.sessions.update(session, node=node_id, phase=phase, counted=0, counted_at=s.store.now())
     if session.advance and session.state == "running":
         session = s.sessions.update(session, due_at=s.sessions.after(wait_at(s, session)))
@@ -219,13 +221,16 @@ def close(s: Services, session: Session, update_id: int | None) -> Session:
         heading = heading_for(lesson, _before(lesson, node.id), node.id)
         s.outbox.add_edit(session.chat_id, key, question_text(lesson, session, node.id, heading, count), update_id)
     if isinstance(node, ChoiceNode):
-        s.outbox.add(session.chat_id, OutMessage(tally(s, session, lesson, node), nxt + remedy_row(s, session, lesson, node)), update_id)
+        s.outbox.add(
+            session.chat_id, OutMessage(tally(s, session, lesson, node), nxt + remedy_row(s, session, lesson, node)), update_id,
+            thread=session.thread,
+        )
         send_remedies(s, session, lesson, node, update_id)
     else:
         count = s.sessions.count(session, node.id)
         wrote = f"✍️ {count} of you wrote an answer." if count != 1 else "✍️ One of you wrote an answer."
         text = f"{wrote}\n\n{MARKS['model']}{html.escape(node.model_answer.strip())}"
-        s.outbox.add(session.chat_id, OutMessage(text, nxt), update_id)
+        s.outbox.add(session.chat_id, OutMessage(text, nxt), update_id, thread=session.thread)
     session = s.sessions.update(session, phase="closed", due_at=None)
     if session.advance and session.state == "running":
         session = s.sessions.update(session, due_at=s.sessions.after(wait_at(s, session)))
@@ -414,7 +419,10 @@ async def study(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         pace = f":{seconds}" if seconds else ""
         rows = tuple(((loaded.lesson.title[:60], f"g:s:{loaded.lesson.id}{pace}"),) for loaded in s.tutor.lessons.values())
         with s.store.atomic():
-            s.outbox.add(chat.id, OutMessage("Which lesson shall we study? (Admins pick.)", rows), update.update_id, priority=1)
+            s.outbox.add(
+                chat.id, OutMessage("Which lesson shall we study? (Admins pick.)", rows), update.update_id, priority=1,
+                thread=groups.topic(update.effective_message),
+            )
             s.inbox.mark_handled(update.update_id)
         return
     if args[0] not in s.tutor.lessons:
@@ -424,14 +432,18 @@ async def study(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = update.effective_user
     assert user is not None
     with s.store.atomic():
-        begin(s, chat.id, chat.title, args[0], f"tg:{user.id}", user.full_name, seconds, update.update_id)
+        begin(s, chat.id, chat.title, args[0], f"tg:{user.id}", user.full_name, seconds, update.update_id,
+              groups.topic(update.effective_message))
         s.inbox.mark_handled(update.update_id)
 
 
-def begin(s: Services, chat_id: int, title: str | None, lesson_id: str, leader: str, name: str | None, seconds: int | None, update_id: int) -> None:
+def begin(
+    s: Services, chat_id: int, title: str | None, lesson_id: str, leader: str, name: str | None, seconds: int | None, update_id: int,
+    thread: int | None = None,
+) -> None:
     lesson = s.tutor.lessons[lesson_id].lesson
     s.store.ensure_learner(leader, name)
-    session = s.sessions.begin(f"tg:{chat_id}", chat_id, title, lesson_id, leader, s.tutor.seeds(), path(lesson)[0], seconds)
+    session = s.sessions.begin(f"tg:{chat_id}", chat_id, title, lesson_id, leader, s.tutor.seeds(), path(lesson)[0], seconds, thread)
     pace = (
         f"I move on by myself: a question stays open {seconds} seconds." if seconds
         else "The group's admins move on with /next or the Next button."
@@ -440,7 +452,7 @@ def begin(s: Services, chat_id: int, title: str | None, lesson_id: str, leader: 
         f"📚 <b>Group study: {html.escape(lesson.title)}</b>\n\n{HOW}\n\n{pace} /pause, /resume and /stop "
         "are for admins too; /help says more."
     )
-    s.outbox.add(chat_id, OutMessage(text), update_id)
+    s.outbox.add(chat_id, OutMessage(text), update_id, thread=thread)
     show(s, session, session.node, update_id, None)
 
 
@@ -472,7 +484,7 @@ async def _control(update: Update, context: ContextTypes.DEFAULT_TYPE, action: s
     with s.store.atomic():
         note = control(s, session, action, update.update_id)
         if note:
-            s.outbox.add(chat.id, OutMessage(note), update.update_id, droppable=True)
+            s.outbox.add(chat.id, OutMessage(note), update.update_id, droppable=True, thread=session.thread)
         s.inbox.mark_handled(update.update_id)
 
 
@@ -503,7 +515,7 @@ def control(s: Services, session: Session, action: str, update_id: int | None) -
     summary = group_summary(s, session, lesson, session.node)
     session = s.sessions.update(session, state="stopped", due_at=None)
     hint = send_scores(s, session, lesson, update_id)
-    s.outbox.add(session.chat_id, OutMessage(f"⏹ The study session has ended.\n\n{summary}{hint}"), update_id)
+    s.outbox.add(session.chat_id, OutMessage(f"⏹ The study session has ended.\n\n{summary}{hint}"), update_id, thread=session.thread)
     return None
 
 
@@ -596,8 +608,9 @@ def picked(s: Services, update: Update, lesson_id: str, seconds: int | None) -> 
         current = _session(s, chat.id)
         if current is not None and current.active:
             return "A study session is on here already; /stop ends it."
-        begin(s, chat.id, chat.title, lesson_id, f"tg:{user.id}", user.full_name, seconds, update.update_id)
         message = update.callback_query.message if update.callback_query else None
+        thread = groups.topic(message) if isinstance(message, Message) else None
+        begin(s, chat.id, chat.title, lesson_id, f"tg:{user.id}", user.full_name, seconds, update.update_id, thread)
         if isinstance(message, Message):
             s.outbox.add_edit(chat.id, message.message_id, None, update.update_id)
     return None
@@ -609,7 +622,8 @@ async def poll_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if vote is None:
         return
     with s.store.atomic():
-        user = vote.user
+        # A vote cast as a chat (an anonymous admin) names a placeholder bot as its user: no one's.
+        user = vote.user if vote.voter_chat is None else None
         sent = s.outbox.poll(vote.poll_id)
         if user is not None and sent is not None and len(vote.option_ids) == 1:
             session = _session(s, sent[0])
@@ -636,6 +650,9 @@ async def reflection(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if not written:
         return  # a reply to something else: talk among members, not for the bot
     assert session is not None and lesson is not None
+    if message.sender_chat is not None:  # an anonymous admin, or a channel: no one's own answer
+        groups.reply(s, update, AS_CHAT, rationed=True)
+        return
     if not session.active or step != f"{lesson.id}:{session.node}" or session.phase != "open":
         groups.reply(s, update, "That question is closed; your reply was not recorded.", rationed=True)
         return
@@ -658,7 +675,7 @@ async def reflection(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         elif not s.quiet(chat.id, "group"):  # (rationed: a group's 20 messages a minute are for the lesson)
             note = f"{html.escape(user.first_name)}, only your first answer counts, and it is recorded already."
         if note:
-            s.outbox.add(chat.id, OutMessage(note), update.update_id, droppable=True)
+            s.outbox.add(chat.id, OutMessage(note), update.update_id, droppable=True, thread=groups.topic(message))
         s.inbox.mark_handled(update.update_id)
     if recorded:  # acknowledged to the member with a reaction, not a message to the whole group
         try:
