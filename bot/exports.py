@@ -128,7 +128,8 @@ def write_jsonl(
     progress: Progress | None = None,
 ) -> int:
     """Every event the filters and scope allow, in the order they happened (by id), one
-    JSON object per line (UTF-8, not ASCII-escaped). Returns the events written.
+    JSON object per line (UTF-8, not ASCII-escaped, but for the line separators U+0085,
+    U+2028 and U+2029, escaped). Returns the events written.
 
     Each object has these fields:
 
@@ -178,11 +179,16 @@ def write_jsonl(
             "at": at,
             "update_id": update_id,
         }
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(json.dumps(record, ensure_ascii=False).translate(LINE_BREAKS) + "\n")
         count += 1
         _tick(progress, count)
     _done(progress, count)
     return count
+
+
+# Characters that JSON leaves raw but that many readers take for a line's end (Python's
+# str.splitlines, JavaScript before ES2019): escaped, so that a line is always one event.
+LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 # --- xAPI statements -------------------------------------------------------------------------------

@@ -140,7 +140,8 @@ def export(form: str, output: str, lesson: str | None, chat: str | None, since: 
         def write(out: TextIO) -> object:
             return writers[form](store, lessons, out, filters=filters, progress=progress)
 
-        count = write_stdout(write) if to_stdout else write_file(path, write)
+        # A CSV file starts with a byte-order mark: Excel reads UTF-8 (names in Hebrew, emoji) only after one.
+        count = write_stdout(write) if to_stdout else write_file(path, write, "utf-8-sig" if form == "csv" else "utf-8")
         if show:
             click.echo("", err=True)
         unit = {"csv": "rows", "jsonl": "events", "xapi": "statements"}.get(form)
@@ -149,11 +150,11 @@ def export(form: str, output: str, lesson: str | None, chat: str | None, since: 
         click.echo(f"wrote {what} to {'standard output' if to_stdout else output}", err=to_stdout)
 
 
-def write_file(output: Path, write: Callable[[TextIO], object]) -> object:
+def write_file(output: Path, write: Callable[[TextIO], object], encoding: str = "utf-8") -> object:
     """`write` into a temporary file beside `output`, moved into place when complete."""
     handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or ".")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+        with os.fdopen(handle, "w", encoding=encoding, newline="") as out:
             count = write(out)
         umask = os.umask(0)
         os.umask(umask)

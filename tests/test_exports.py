@@ -87,6 +87,13 @@ def minutes(store, learner: str) -> str:
     return f"{30 * (len(events_of(store, learner)) - 1) / 60:.1f}"
 
 
+def test_an_event_is_one_line_whatever_line_separators_a_learner_typed(data):
+    store, lessons = data
+    store.ensure_learner(ANN, "Ann\u2028Archer\x85\u2029")  # pasted text brings such characters
+    found = event_lines(store, lessons)  # (split with str.splitlines, which ends a line at each)
+    assert {event["name"] for event in found if event["learner"] == ANN} == {"Ann\u2028Archer\x85\u2029"}
+
+
 # --- the CSV gradebook --------------------------------------------------------------------------
 
 

@@ -41,7 +41,9 @@ async def test_an_instructor_gets_the_report_and_its_files(tmp_path: Path) -> No
         await h.tap(INSTRUCTOR, report, "CSV gradebook")
         document = h.telegram.last_bot_message(INSTRUCTOR)
         assert document["document"]["file_name"] == "tutorbot-all.csv"
-        rows = list(csv.DictReader(io.StringIO(h.telegram.documents[(INSTRUCTOR, document["message_id"])].decode())))
+        data = h.telegram.documents[(INSTRUCTOR, document["message_id"])]
+        assert data.startswith(b"\xef\xbb\xbfname,")  # a BOM, so that Excel reads UTF-8
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
         assert sorted(r["name"] for r in rows) == ["Ann Archer", "Ben Brown", "Cat Chen", "Dan Diaz"]
         for label, name, starts in (("HTML report", "tutorbot-all.html", "<!doctype html>"), ("xAPI", "tutorbot-all.xapi.json", "[")):
             await h.tap(INSTRUCTOR, report, label)

@@ -103,7 +103,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE, fmt: str, l
     buffer = io.StringIO()
     writers[fmt](s.store, s.tutor.lessons, buffer, filters=Filters(lesson=lesson), scope=scope)
     name = f"tutorbot-{lesson or 'all'}.{FORMATS[fmt][1] if fmt != 'xapi' else 'xapi.json'}"
-    data = buffer.getvalue().encode()
+    data = buffer.getvalue().encode("utf-8-sig" if fmt == "csv" else "utf-8")  # Excel reads UTF-8 CSV only after a BOM
     try:
         await s.sender.call(lambda: context.bot.send_document(person.chat_id, InputFile(data, filename=name)))
     except (TelegramError, Blocked) as exc:
