@@ -497,3 +497,29 @@ def _resync(lesson: Lesson, state: State) -> Result:
     where = "the start of this part" if section else "the start of the lesson"
     notice = Notice(f"This lesson has been updated and your step is gone, so you continue from {where}.")
     return _enter(lesson, _moved(state), target, (notice,), {"from": state.node})
+
+
+# --- the group's path through a lesson (group study) ---------------------------------------
+
+
+def group_way_on(lesson: Lesson, node: Node) -> str | None:
+    """Where the group goes from `node`: on as after a right answer."""
+    if isinstance(node, EndNode):
+        return None
+    if isinstance(node, ChoiceNode):
+        right = next((o for o in node.options if o.correct), node.options[0])
+        return lesson.option_target(node, right)
+    targets = lesson.targets(node)
+    return targets[0] if targets else None
+
+
+def group_path(lesson: Lesson) -> list[str]:
+    """The group's steps in order, without those marked `solo_only` (an end always counts)."""
+    found: list[str] = []
+    node_id: str | None = lesson.start_id
+    while node_id and node_id not in found and node_id in lesson.nodes:
+        node = lesson.nodes[node_id]
+        if not node.solo_only or isinstance(node, EndNode):
+            found.append(node_id)
+        node_id = group_way_on(lesson, node)
+    return found

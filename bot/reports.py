@@ -386,21 +386,24 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
     lines: list[Line] = []
     for attempt in attempts(store, lessons, Filters(filters.lesson, filters.chat, filters.since, learner), scope):
         loaded = lessons.get(attempt.lesson)
-        lines.append(Line(attempt.started_at, "bot", f"— {loaded.lesson.title if loaded else attempt.lesson} ({attempt.chat}) —"))
+        lines.append(Line(attempt.started_at, "bot", f"— {loaded.lesson.title if loaded else attempt.lesson} ({attempt.chat}; times in UTC) —"))
         if loaded is None:
             continue
         state = State()
         rows = store.db.execute(
-            "SELECT id, input, state, at FROM events WHERE learner = ? AND lesson = ? AND chat = ? AND id >= ? ORDER BY id",
+            "SELECT id, node, input, state, at FROM events WHERE learner = ? AND lesson = ? AND chat = ? AND id >= ? ORDER BY id",
             [learner, attempt.lesson, attempt.chat, attempt.first_event],
         ).fetchall()
         begun = len(lines)
         seen: list[int] = []
-        for index, (event_id, raw_input, raw_state, at) in enumerate(rows):
+        group = _group_steps(loaded.lesson) if attempt.chat.startswith("tg:-") else None
+        for index, (event_id, node, raw_input, raw_state, at) in enumerate(rows):
             value = input_from_dict(json.loads(raw_input))
             if index and value.__class__.__name__ == "Start":
                 break
             seen.append(event_id)
+            if group is not None:  # group study: the group's steps up to this one, as the group saw them
+                lines += [Line(at, "bot", text) for text in group(getattr(value, "node", None) or node, state.seed)]
             said = _said(loaded.lesson, value)
             if said:
                 lines.append(Line(at, "learner", said, _gap(lines, at)))
@@ -410,12 +413,31 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
             except engine.InputError:  # the lesson changed since: say what was recorded
                 outputs = ()
             state = State.from_dict(json.loads(raw_state))
+            if group is not None:
+                outputs = ()  # feedback and remedies are the member's own: the group saw none of them
             for output in outputs:
                 text = _shown(output)
                 if text:
                     lines.append(Line(at, "bot", text))
         lines[begun:] = sorted(lines[begun:] + _feedback(store, seen), key=lambda line: line.at)  # (a stable sort)
     return lines
+
+
+def _group_steps(lesson: Lesson):
+    """For a member's attempt in a group: a function giving the group's steps not shown yet,
+    up to and including `node` (none if `node` is not on the group's path), shown with the
+    group's `seed`."""
+    steps = engine.group_path(lesson)
+    shown = {"upto": -1}
+
+    def upto(node: str | None, seed: int) -> list[str]:
+        if node not in steps or steps.index(node) <= shown["upto"]:
+            return []
+        start, shown["upto"] = shown["upto"] + 1, steps.index(node)
+        found = (_shown(engine.view(lesson, State(node=step, seed=seed))) for step in steps[start:shown["upto"] + 1])
+        return [text for text in found if text]
+
+    return upto
 
 
 def _feedback(store: Store, events: list[int]) -> list[Line]:

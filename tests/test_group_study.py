@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import engine, reports
 from bot.telegram_bot import study
 from tests.core_lesson import CORE, QUESTIONS, RIGHT, WRONG
 from tests.fake_telegram import FakeTelegram
@@ -579,3 +580,18 @@ async def test_a_vote_cast_as_the_group_is_nobodys_answer(tmp_path: Path) -> Non
         assert h.store.db.execute("SELECT learner FROM group_answers").fetchall() == []
         await vote(h, ANN, question, WRONG[key])
         assert [tuple(r) for r in h.store.db.execute("SELECT learner FROM group_answers")] == [(f"tg:{ANN}",)]
+
+
+async def test_a_members_transcript_shows_what_the_group_saw_not_private_feedback(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await in_group(h, TEACHER, "/study madman-core")
+        question, key = await poll_question(h)
+        await vote(h, ANN, question, WRONG[key])
+        lines = [line.text for line in reports.transcript(h.store, h.tutor.lessons, f"tg:{ANN}")]
+        steps = engine.group_path(CORE)
+        for node in steps[:steps.index(key) + 1]:  # every passage the group saw up to the question
+            text = (getattr(CORE.nodes[node], "say", None) or CORE.nodes[node].ask).strip()[:40]
+            assert any(text in line for line in lines), (node, lines)
+        assert not any(line.startswith("(wrong)") for line in lines), lines  # the group saw no private feedback
+        assert sum(CORE.nodes[key].ask in line for line in lines) == 1, lines  # nor the question asked again

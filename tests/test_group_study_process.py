@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bot import engine
 from bot.store import Store
 from bot.telegram_bot import study
 from tests.core_lesson import CHOICES, CORE, QUESTIONS, RIGHT, WRONG
@@ -150,7 +151,7 @@ def test_a_group_question_closes_on_time_after_a_sigkill(bot, tmp_path: Path) ->
     # The same session, moved on; each vote counted exactly once.
     after = session_row(db)
     assert after["id"] == before["id"] and after["state"] == "running"
-    steps = study.path(CORE)
+    steps = engine.group_path(CORE)
     assert (steps.index(after["node"]), PHASES.index(after["phase"])) > (steps.index(node), PHASES.index("open"))
     assert after["node"] == node and after["phase"] == "closed"  # the next move is 20 s away
     answers = query(db, "SELECT learner, option FROM group_answers WHERE session = ? AND node = ?", (before["id"], node))

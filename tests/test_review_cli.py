@@ -49,7 +49,7 @@ def test_transcript_replays_a_learners_history(db: Path) -> None:
     code, out = tutorbot("transcript", BEN, "--db", str(db), "--dialogues", str(LESSONS_PATH))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].endswith(f"— Madman theory: why threats need promises ({BEN}) —")
+    assert lines[0].endswith(f"— Madman theory: why threats need promises ({BEN}; times in UTC) —")  # the times' zone is stated
     assert any(f"> {REFLECTION[BEN]} (after 30 s)" in line for line in lines)  # 30 s per event in the data set
     assert any("(wrong)" in line for line in lines) and any("(correct)" in line for line in lines)
     code, out = tutorbot("transcript", "tg:999", "--db", str(db), "--dialogues", str(LESSONS_PATH))
@@ -66,7 +66,8 @@ def test_export_writes_whole_files_only(db: Path, tmp_path: Path) -> None:
         os.umask(umask)
         assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
         assert {"csv": "wrote 4 rows", "xapi": "statements", "jsonl": "events", "html": "wrote the report"}[form] in out
-    assert len(list(csv.DictReader((tmp_path / "grades.csv").open()))) == 4
+    assert (tmp_path / "grades.csv").read_bytes().startswith(b"\xef\xbb\xbfname,")  # a BOM, so that Excel reads UTF-8
+    assert len(list(csv.DictReader((tmp_path / "grades.csv").open(encoding="utf-8-sig")))) == 4
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     with sqlite3.connect(db) as connection:
         assert len(events) == connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]  # every event, one a line

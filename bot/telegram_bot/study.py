@@ -33,7 +33,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import engine
-from bot.engine import Answer, Choose, InputError, State, Step, TooShort
+from bot.engine import Answer, Choose, InputError, State, Step, TooShort, group_path
 from bot.lesson import ChoiceNode, EndNode, Lesson, Node, WriteNode
 from bot.sessions import Session
 from bot.telegram_bot import groups
@@ -60,30 +60,7 @@ HOW = (
 )
 
 
-# --- the group's path through a lesson ------------------------------------------------------
-
-
-def way_on(lesson: Lesson, node: Node) -> str | None:
-    """Where the group goes from `node`: on as after a right answer."""
-    if isinstance(node, EndNode):
-        return None
-    if isinstance(node, ChoiceNode):
-        right = next((o for o in node.options if o.correct), node.options[0])
-        return lesson.option_target(node, right)
-    targets = lesson.targets(node)
-    return targets[0] if targets else None
-
-
-def path(lesson: Lesson) -> list[str]:
-    """The group's steps in order, without those marked `solo_only` (an end always counts)."""
-    found: list[str] = []
-    node_id: str | None = lesson.start_id
-    while node_id and node_id not in found and node_id in lesson.nodes:
-        node = lesson.nodes[node_id]
-        if not node.solo_only or isinstance(node, EndNode):
-            found.append(node_id)
-        node_id = way_on(lesson, node)
-    return found
+# --- the group's path through a lesson (bot.engine.group_path) ------------------------------
 
 
 def view(lesson: Lesson, session: Session, node_id: str) -> Step:
@@ -109,14 +86,14 @@ _PICK = re.compile(r"g:s:([a-z0-9][a-z0-9_-]*)(?::([0-9]{1,4}))?")
 
 
 def next_button(session: Session, lesson: Lesson, node_id: str, phase: str) -> tuple[str, str]:
-    return NEXT, f"g:n:{session.id}:{path(lesson).index(node_id)}:{phase}"
+    return NEXT, f"g:n:{session.id}:{group_path(lesson).index(node_id)}:{phase}"
 
 
 def remedy_link(username: str, session: Session, lesson: Lesson, node_id: str) -> str:
     """The link to a member's own explanation of a group question. It names the lesson too
     (where Telegram's 64 characters allow), so that it still works once the group has begun
     another session, which replaces this one's row."""
-    start = f"{REMEDY}{session.id}-{path(lesson).index(node_id)}"
+    start = f"{REMEDY}{session.id}-{group_path(lesson).index(node_id)}"
     if len(f"{start}-{lesson.id}") <= 64:
         start += f"-{lesson.id}"
     return f"https://t.me/{username}?start={start}"
@@ -150,7 +127,7 @@ def question_text(lesson: Lesson, session: Session, node_id: str, heading: str |
 
 def answer_buttons(lesson: Lesson, session: Session, node_id: str) -> tuple:
     step = view(lesson, session, node_id)
-    at = path(lesson).index(node_id)
+    at = group_path(lesson).index(node_id)
     data = [f"g:a:{session.id}:{at}:{step.option_id(i)}" for i in range(len(step.options))]
     if all(len(option) <= 30 for option in step.options):
         return tuple(((option, d),) for option, d in zip(step.options, data))
@@ -299,7 +276,7 @@ def send_remedies(s: Services, session: Session, lesson: Lesson, node: ChoiceNod
 def group_summary(s: Services, session: Session, lesson: Lesson, upto: str) -> str:
     """How the session went, for the whole group: who took part, the hardest questions and
     the misconceptions chosen most; never anyone's answers or score."""
-    steps = path(lesson)
+    steps = group_path(lesson)
     asked = [n for n in steps[: steps.index(upto) + 1] if isinstance(lesson.nodes[n], ChoiceNode) and lesson.nodes[n].graded]
     answers = s.sessions.answers(session)
     members = {learner for learner, _, _ in answers}
@@ -381,7 +358,7 @@ def move_on(s: Services, session: Session, update_id: int | None) -> Session:
     if session.phase == "open":
         return close(s, session, update_id)
     lesson = s.tutor.lessons[session.lesson].lesson
-    steps = path(lesson)
+    steps = group_path(lesson)
     at = steps.index(session.node) if session.node in steps else -1
     if at + 1 >= len(steps):
         return s.sessions.update(session, state="finished", due_at=None)
@@ -443,7 +420,7 @@ def begin(
 ) -> None:
     lesson = s.tutor.lessons[lesson_id].lesson
     s.store.ensure_learner(leader, name)
-    session = s.sessions.begin(f"tg:{chat_id}", chat_id, title, lesson_id, leader, s.tutor.seeds(), path(lesson)[0], seconds, thread)
+    session = s.sessions.begin(f"tg:{chat_id}", chat_id, title, lesson_id, leader, s.tutor.seeds(), group_path(lesson)[0], seconds, thread)
     pace = (
         f"I move on by myself: a question stays open {seconds} seconds." if seconds
         else "The group's admins move on with /next or the Next button."
@@ -554,7 +531,7 @@ def _step_at(s: Services, chat_id: int, session_id: int, at: int) -> tuple[Sessi
     if session is None or session.id != session_id or not session.active:
         return None
     lesson = s.tutor.lessons[session.lesson].lesson
-    steps = path(lesson)
+    steps = group_path(lesson)
     if not 0 <= at < len(steps) or steps[at] != session.node:
         return None
     return session, lesson, session.node
@@ -698,7 +675,7 @@ def own_remedy(s: Services, learner: str, start_arg: str | None) -> OutMessage |
     if lesson_id not in s.tutor.lessons:
         return OutMessage("That group question is no longer stored.")
     lesson = s.tutor.lessons[lesson_id].lesson
-    steps = path(lesson)
+    steps = group_path(lesson)
     at = int(match[2])
     node = lesson.nodes.get(steps[at]) if at < len(steps) else None
     if not isinstance(node, ChoiceNode):
@@ -756,6 +733,6 @@ def count_due(s: Services, session: Session) -> bool:
 
 
 def _before(lesson: Lesson, node_id: str) -> str | None:
-    steps = path(lesson)
+    steps = group_path(lesson)
     at = steps.index(node_id)
     return steps[at - 1] if at else None
