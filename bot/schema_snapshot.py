@@ -13,6 +13,7 @@ MIGRATIONS = (
     'm007_indexes_for_chats',
     'm008_untrimmed_outbox',
     'm009_study_topics',
+    'm010_failed_text',
 )
 
 STATEMENTS = (
@@ -44,4 +45,5 @@ STATEMENTS = (
     'CREATE INDEX "idx_outbox_chat_id_id"\n    ON "outbox" ("chat_id", "id")',
     'CREATE INDEX "idx_reviews_reviewer_status"\n    ON "reviews" ("reviewer", "status")',
     "CREATE INDEX outbox_untrimmed ON outbox (id) WHERE kind IN ('send', 'poll') AND sent_at IS NOT NULL AND body != '{}'",
+    "CREATE INDEX outbox_failed_text ON outbox (id) WHERE failed_at IS NOT NULL AND body != '{}'",
 )

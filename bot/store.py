@@ -12,6 +12,7 @@ in several groups. Learner and chat ids are text ("tg:42", "local:alice", "conso
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import sqlite3
@@ -232,10 +233,19 @@ def m008_untrimmed_outbox(db: Database) -> None:
     db.execute(f"CREATE INDEX outbox_untrimmed ON outbox (id) WHERE {UNTRIMMED}")
 
 
+# The messages given up on (refused, superseded, for a learner who blocked the bot) whose
+# text is still kept: their text goes after the same retention as a sent one's.
+FAILED_TEXT = "failed_at IS NOT NULL AND body != '{}'"
+
+
 def m009_study_topics(db: Database) -> None:
     # The forum topic a group's study session runs in (its `message_thread_id`; NULL: the
     # group's only or General topic): Telegram puts a message sent without it in General.
     db["study_sessions"].add_column("thread", int)
+
+
+def m010_failed_text(db: Database) -> None:
+    db.execute(f"CREATE INDEX outbox_failed_text ON outbox (id) WHERE {FAILED_TEXT}")
 
 
 MIGRATIONS = [
@@ -248,6 +258,7 @@ MIGRATIONS = [
     m007_indexes_for_chats,
     m008_untrimmed_outbox,
     m009_study_topics,
+    m010_failed_text,
 ]
 
 
@@ -710,6 +721,17 @@ class Store:
         self.known.pop(learner, None)
         with self.atomic():
             self._uncache()
+            # Messages to others that name them (a leader's scores, a review, a note in a
+            # group), sent or given up, lose their text now, not when their retention runs out.
+            # Only rows that still have text are looked at, through their indexes.
+            [name] = self.db.execute("SELECT name FROM learners WHERE id = ?", [learner]).fetchone() or [None]
+            forms = {name, html.escape(name), html.escape(name, quote=False)} if name else set()
+            marks = sorted({learner} | {json.dumps(form, ensure_ascii=False)[1:-1] for form in forms})
+            self.db.execute(
+                f"UPDATE outbox SET body = '{{}}' WHERE id IN (SELECT id FROM outbox WHERE {UNTRIMMED} "
+                f"UNION ALL SELECT id FROM outbox WHERE {FAILED_TEXT}) AND ({' OR '.join(['instr(body, ?) > 0'] * len(marks))})",
+                marks,
+            )
             self.db.execute("UPDATE assignments SET created_by = NULL WHERE created_by = ?", [learner])
             self.db.execute("DELETE FROM reviews WHERE event IN (SELECT id FROM events WHERE learner = ?)", [learner])
             self.db.execute("UPDATE reviews SET reviewer = NULL WHERE reviewer = ?", [learner])

@@ -64,29 +64,29 @@ async def test_sent_replies_keep_their_step_and_lose_their_text_after_the_retent
     old, recent = "2026-01-01T00:00:00.000+00:00", "2026-02-28T12:00:00.000+00:00"
     rows = [  # id: kind, sent_at, failed_at
         (1, "send", old, None), (2, "edit", old, None), (3, "send", None, None), (4, "send", None, old),
-        (5, "poll", old, None), (6, "send", recent, None), (7, "send", old, None),
+        (5, "poll", old, None), (6, "send", recent, None), (7, "send", old, None), (8, "send", None, recent),
     ]
     with store.atomic():
         for row_id, kind, sent, failed in rows:
             store.db.execute(
                 "INSERT INTO outbox (id, chat, chat_id, kind, body, step, created_at, sent_at, failed_at, message_id) "
                 "VALUES (?, 'tg:5', 5, ?, ?, 'madman:q1', ?, ?, ?, ?)",
-                [row_id, kind, f'{{"text": "you said: secret {row_id}", "message_id": 1}}', old, sent, failed, row_id],
+                [row_id, kind, f'{{"text": "you said: secret {row_id}", "message_id": 1}}', old, sent, failed, row_id if sent else None],
             )
     before = "2026-02-27T00:00:00.000+00:00"
     with store.atomic():
         assert trim_sent(store, before, limit=1) == 1  # a batch at a time, oldest first
     assert "secret 1\"" not in store.db.execute("SELECT body FROM outbox WHERE id = 1").fetchone()[0]
     with store.atomic():
-        assert trim_sent(store, before) == 2
+        assert trim_sent(store, before) == 3  # the other sent ones, then the one given up on
         assert trim_sent(store, before) == 0
 
     def bodies() -> dict[int, str]:
         return dict(store.db.execute("SELECT id, body FROM outbox ORDER BY id").fetchall())
 
-    # Sent messages and polls lose their text; an edit (read by `Outbox.edited`), a reply
-    # waiting or given up on, and one sent within the period keep theirs.
-    assert [row_id for row_id, body in bodies().items() if "secret" not in body] == [1, 5, 7]
+    # Sent messages and polls, and a reply given up on, lose their text; an edit (read by
+    # `Outbox.edited`), a reply waiting, and one sent or given up on within the period keep theirs.
+    assert [row_id for row_id, body in bodies().items() if "secret" not in body] == [1, 4, 5, 7]
     assert Outbox(store, sender=None).message_of(5, "madman:q1") == 7  # type: ignore[arg-type]
 
     # The bot does it by itself, once an hour (a new database: the first round is at the start).
@@ -103,4 +103,4 @@ async def test_sent_replies_keep_their_step_and_lose_their_text_after_the_retent
         stop.set()
         await task
     assert other.db.execute("SELECT body FROM outbox").fetchone()[0] == "{}"
-    assert "dropped the text of 1 message(s) sent over 48 hours ago" in caplog.text
+    assert "dropped the text of 1 message(s) sent or given up on over 48 hours ago" in caplog.text

@@ -58,3 +58,33 @@ async def test_forget_leaves_no_byte_after_a_long_reflection_and_another_learner
         await h.tap(CAROL, ask, "Yes, delete everything")
         await asyncio.sleep(0.2)
         assert traces_of(CAROL, stored_bytes(path)) == []
+
+
+async def test_forget_leaves_no_byte_in_messages_sent_to_others(tmp_path: Path) -> None:
+    # An instructor was shown her reflection for review, and a group's leader her score:
+    # those messages name her, and lose their text when she is forgotten.
+    from tests.test_group_study import GROUP, TEACHER, in_group, last_step, vote
+
+    path = tmp_path / "bot.db"
+    instructor = 9500
+    async with Harness(tmp_path) as h:
+        h.settings.instructors = [instructor]
+        h.telegram.admins[GROUP] = {TEACHER}
+        await play_core_lesson(h, CAROL, REFLECTION)
+        [item] = await h.say(instructor, "/review")
+        assert f"Learner{CAROL}" in item["text"] and REFLECTION in item["text"]
+        await h.say(TEACHER, "/help")
+        await in_group(h, TEACHER, "/study madman-core")
+        for _ in range(30):
+            step = h.telegram.last_bot_message(GROUP)
+            if "🏁" in step["text"]:
+                break
+            if "poll" in last_step(h):
+                await vote(h, CAROL, last_step(h), last_step(h)["poll"]["options"][0]["text"])
+            await in_group(h, TEACHER, "/next")
+        await asyncio.sleep(1.5)  # the leader's scores go out with the outbox's next round
+        assert f"Learner{CAROL}: " in h.telegram.last_bot_message(TEACHER)["text"]
+        ask = (await h.say(CAROL, "/forget"))[0]
+        await h.tap(CAROL, ask, "Yes, delete everything")
+        await asyncio.sleep(0.2)
+        assert traces_of(CAROL, stored_bytes(path)) == []

@@ -176,3 +176,15 @@ async def test_feedback_given_is_in_the_learners_transcript(tmp_path: Path) -> N
         assert lines[given].endswith(f"📝 Feedback from Learner{INSTRUCTOR}: Good point; now say why the promise matters more than the threat.")
         assert given == len(lines) - 1  # given after all she did, so last
         assert any(REFLECTION[ANN] in line for line in lines[:given])
+
+
+async def test_a_learner_named_by_their_telegram_id_alone(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        await h.say(INSTRUCTOR, f"/transcript {ANN_ID}")  # as the ids in TUTORBOT_INSTRUCTORS are written
+        document = h.telegram.last_bot_message(INSTRUCTOR)
+        content = h.telegram.documents[(INSTRUCTOR, document["message_id"])].decode()
+        assert REFLECTION[ANN] in content and REFLECTION[BEN] not in content
+        await h.say(BEN_ID, f"/transcript {BEN_ID}")  # their own
+        assert "document" in h.telegram.last_bot_message(BEN_ID)
+        [refused] = await h.say(BEN_ID, f"/transcript {ANN_ID}")  # and only theirs
+        assert refused["text"] == access.REFUSAL

@@ -235,6 +235,7 @@ def test_file_database_migrates_once_uses_wal_and_keeps_data(tmp_path, tiny):
         ("tutorbot", "m007_indexes_for_chats"),
         ("tutorbot", "m008_untrimmed_outbox"),
         ("tutorbot", "m009_study_topics"),
+        ("tutorbot", "m010_failed_text"),
     ]
     assert second.progress("a", "tiny", "c").state.node == "hello"
     second.close()

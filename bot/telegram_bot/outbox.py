@@ -42,7 +42,7 @@ from typing import Any
 from telegram import LinkPreviewOptions
 from telegram.error import BadRequest, ChatMigrated, InvalidToken, TelegramError
 
-from bot.store import UNTRIMMED, Store, wait_out
+from bot.store import FAILED_TEXT, UNTRIMMED, Store, wait_out
 from bot.telegram_bot.render import OutMessage, split
 from bot.telegram_bot.sending import Blocked, Sender
 
@@ -674,15 +674,23 @@ class Outbox:
 
 def trim_sent(store: Store, before: str, limit: int = 2000) -> int:
     """Drop the text of up to `limit` messages and polls sent before `before` (a store time),
-    the oldest first; return how many (`limit` means there may be more). Once sent, nothing
-    reads it again, it is most of the table, and it holds learners' answers echoed back. The
-    row stays: the step it showed, its message id and when it went out are what the bot
-    reads of sent rows. (The rows still to trim have an index: `UNTRIMMED`.)"""
-    return store.db.execute(
+    the oldest first, then of messages given up on before then; return how many (`limit`
+    means there may be more). Once sent or given up, nothing reads it again, it is most of
+    the table, and it holds learners' answers echoed back. The row stays: the step it
+    showed, its message id and when it went out are what the bot reads of sent rows. (The
+    rows still to trim have indexes: `UNTRIMMED`, `FAILED_TEXT`.)"""
+    trimmed = store.db.execute(
         f"UPDATE outbox SET body = '{{}}' WHERE id IN (SELECT id FROM outbox WHERE {UNTRIMMED} AND sent_at < ? "
         "ORDER BY id LIMIT ?)",
         [before, limit],
     ).rowcount
+    if trimmed < limit:
+        trimmed += store.db.execute(
+            f"UPDATE outbox SET body = '{{}}' WHERE id IN (SELECT id FROM outbox WHERE {FAILED_TEXT} AND failed_at < ? "
+            "ORDER BY id LIMIT ?)",
+            [before, limit - trimmed],
+        ).rowcount
+    return trimmed
 
 
 def counts(store: Store) -> dict[str, int]:

@@ -261,6 +261,8 @@ async def transcript(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if person is None or user is None:
         return
     wanted = context.args[0] if context.args else person.learner
+    if wanted.isascii() and wanted.isdigit():  # a Telegram id alone, as TUTORBOT_INSTRUCTORS has them
+        wanted = f"tg:{wanted}"
     scope = access.own_scope(person.learner) if wanted == person.learner else await scope_of(s, context, user.id)
     lines = reports.transcript(s.store, s.tutor.lessons, wanted, scope=scope) if scope is not access.NOTHING else []
     if not lines:
