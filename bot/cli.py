@@ -57,6 +57,16 @@ def load_lessons(paths: list[Path], cache_dir: Path | None = None) -> dict[str, 
         raise click.ClickException(f"{len(exc.problems)} problem(s) in the dialogue files; nothing was started")
 
 
+def check_default_lesson(settings: Settings, lessons: dict[str, LoadedLesson]) -> None:
+    """A TUTORBOT_DEFAULT_LESSON that names no lesson (a typo, or a lesson removed) stops
+    `run` and `play` at start, rather than being passed over or told to a group on /assign.
+    Left unset, the default `madman` may be missing from a folder of one's own lessons."""
+    if "default_lesson" in settings.model_fields_set and settings.default_lesson not in lessons:
+        raise click.ClickException(
+            f"bad setting: TUTORBOT_DEFAULT_LESSON: no lesson '{settings.default_lesson}'; there are: {', '.join(sorted(lessons))}"
+        )
+
+
 class ReadOnlyStore(Store):
     """A store that reads a database it may not write: opened read-only, never migrated."""
 
@@ -187,6 +197,7 @@ def play(
         lesson_id = pick_lesson(lessons, lesson_id, next(iter(lessons)))
     else:
         lessons = load_lessons([settings.dialogues], settings.cache_dir)
+        check_default_lesson(settings, lessons)
         if lesson_id is not None:
             pick_lesson(lessons, lesson_id, settings.default_lesson)
     from bot.console import Console
@@ -307,6 +318,7 @@ def run() -> None:
         secrets.append(settings.webhook_secret.get_secret_value())
     logs.setup(settings.log_level, secrets)
     lessons = load_lessons([settings.dialogues], settings.cache_dir)
+    check_default_lesson(settings, lessons)
     # One bot per database, checked before anything goes over the network.
     with database_errors(), single_instance(settings.database):
         # The bot waits out another process's lock without blocking its event loop (see

@@ -271,7 +271,7 @@ def _where(data: Any, path: tuple) -> str:
             break
         if isinstance(step, int) and isinstance(current, dict) and isinstance(current.get("id"), str):
             where = current["id"]
-    return where
+    return where if where.isprintable() else repr(where)  # a bad id such as "q1\n": the problem stays one line
 
 
 def _resolve(data: Any, loc: tuple) -> tuple:
@@ -396,6 +396,8 @@ def _describe(error: dict, path: tuple, scan: _Scan) -> str:
             )
         quote = "" if isinstance(value, list) else "; put it in quotes"
         return f"{what} must be text, not {_kind(value, typed)}{quote}"
+    if kind == "string_unicode":  # "\ud800" in quotes: half of a pair of escapes, no character
+        return f"{what} has a lone surrogate escape (such as \\ud800) in it, which is no character: write the character itself"
     if kind in _SHAPES:
         whose = f"each item of '{name}'" if item else what
         return f"{whose} must be {_SHAPES[kind]}, not {_kind(value, typed)}"

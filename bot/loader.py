@@ -161,7 +161,10 @@ def _identity(path: Path) -> object:
         found = path.stat()
         return found.st_dev, found.st_ino
     except (OSError, ValueError):
-        return path.resolve()
+        try:
+            return path.resolve()
+        except RuntimeError:  # a symbolic link loop (Python before 3.13): reading it says so
+            return path.absolute()
 
 
 def dialogue_files(paths: list[Path | str]) -> list[Path]:

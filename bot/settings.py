@@ -118,6 +118,19 @@ class Settings(BaseModel):
         # others (an empty TUTORBOT_CACHE_DIR: no cache).
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # The token is part of every request's URL: a space, line break or other character
+        # pasted with it would make every request fail (and be retried for ever), so it is
+        # refused at start. Spaces around it, as a copy and paste leaves them, are dropped.
+        if value is None:
+            return value
+        token = value.get_secret_value().strip()
+        if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
+            raise ValueError("a token from @BotFather looks like 123456789:AAE... (digits, a colon, then letters, digits, _ and -)")
+        return SecretStr(token)
+
     @field_validator("bot_api_base_url", "bot_api_file_url")
     @classmethod
     def _http(cls, value: str) -> str:
@@ -158,7 +171,15 @@ class Settings(BaseModel):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
-            return [int(part) for part in value.replace(" ", "").split(",") if part]
+            # Commas or spaces between ids: "11 22" is two people, never the id 1122.
+            parts = [part for part in re.split(r"[,\s]+", value) if part]
+            for part in parts:
+                if not re.fullmatch(r"-?[0-9]+", part):
+                    raise ValueError(
+                        f"give Telegram user ids, which are numbers, separated by commas or spaces: {part!r} is not one "
+                        "(a @username will not do)"
+                    )
+            return [int(part) for part in parts]
         return value
 
     @field_validator("log_level", mode="before")
@@ -176,7 +197,8 @@ class Settings(BaseModel):
         """The settings `environ` (default: the process's) and `env_file` (if it exists) give;
         raise `SettingsError` naming every variable that is wrong."""
         environment = {name.upper(): value for name, value in (os.environ if environ is None else environ).items()}
-        in_file = _variables(env_file)
+        known = {*TOKEN_NAMES, *(PREFIX + name.upper() for name in cls.model_fields)}
+        in_file = _variables(env_file, known)
         given: dict[str, str] = {}
         named: dict[str, str] = {}  # field -> the variable it came from, for the error
         for name in cls.model_fields:
@@ -195,16 +217,17 @@ class Settings(BaseModel):
             for error in exc.errors():
                 field = str(error["loc"][0]) if error["loc"] else ""
                 value = "" if field in SECRETS else f" (it is {given.get(field, '')!r})"
-                problems.append(f"{named.get(field, field)}: {error['msg']}{value}")
+                problems.append(f"{named.get(field, field)}: {error['msg'].removeprefix('Value error, ')}{value}")
             raise SettingsError("; ".join(problems)) from None
 
 
-def _variables(env_file: Path | None) -> dict[str, str]:
+def _variables(env_file: Path | None, known: set[str] = frozenset()) -> dict[str, str]:
     """The variables `env_file` sets, names in upper case (none if there is no such file).
 
     A line python-dotenv cannot parse is an error `FILE:LINE: cannot be read` (dotenv itself
     would only warn and skip it, so the setting would be silently missing); the line is
-    never shown, as it may hold the token."""
+    never shown, as it may hold the token. So is a TUTORBOT_ name that is not in `known`
+    (a misspelt setting would be silently left at its default)."""
     if env_file is None or not env_file.exists():
         return {}
     import io
@@ -221,5 +244,12 @@ def _variables(env_file: Path | None) -> dict[str, str]:
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             raise SettingsError(f"{env_file}:{binding.original.line}: cannot be read (write it as NAME=value)")
+        name = (binding.key or "").upper()
+        if known and name.startswith(PREFIX) and name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+            hint = f" (did you mean {close[0]}?)" if close else " (see .env.example)"
+            raise SettingsError(f"{env_file}:{binding.original.line}: {name} is not a tutorbot setting{hint}")
     found = dotenv_values(stream=io.StringIO(text))
     return {name.upper(): value for name, value in found.items() if value is not None}

@@ -329,10 +329,22 @@ NINE = "".join(f"          - text: Option {n}\n            feedback: Fine.\n" fo
         # "Input should be a valid string" (a key of argument_map)
         ("2025\n  covers: [C1]\n", "2025\n  covers: [C1]\n  argument_map:\n    C1: One.\n    2: Two.\n",
          "x.yaml:13: lesson: the key 2 in 'argument_map' must be text, not the number 2; put it in quotes"),
+        # "Input should be a valid string, unable to parse raw data as a unicode string"
+        ("  title: Tiny\n", '  title: "Tiny \\ud83d"\n',
+         "x.yaml:3: lesson: 'title' has a lone surrogate escape (such as \\ud800) in it, which is no character: "
+         "write the character itself"),
     ],
 )
 def test_pydantic_phrases_in_an_authors_words(old, new, expected):
     assert check(edit((old, new))) == [expected]
+
+
+@pytest.mark.parametrize("bad", ["hello\\n", "hello\\tthere", "hello\\e[31m"])
+def test_a_node_id_with_a_control_character_is_named_on_one_line(bad):
+    shown = repr(bad.replace("\\n", "\n").replace("\\t", "\t").replace("\\e", "\x1b"))
+    assert check(edit(("      - id: hello\n", f'      - id: "{bad}"\n'))) == [
+        f"x.yaml:15: {shown}: 'id' must match ^[a-z0-9][a-z0-9_-]*$, got {shown}"
+    ]
 
 
 def test_several_mistakes_are_one_line_each_in_file_order():

@@ -400,6 +400,16 @@ def test_play_unknown_lesson(play):
     assert f"Error: no lesson 'nope'; there are: {CORE.id}" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["play"], ["run"]])
+def test_a_default_lesson_that_does_not_exist_stops_the_start(runner, core_path, tmp_path, command):
+    env = {"TUTORBOT_DEFAULT_LESSON": "madman_core", "TUTORBOT_DIALOGUES": str(core_path), "TUTORBOT_DATABASE": str(tmp_path / "t.db"),
+           "TELEGRAM_BOT_TOKEN": "123:abc", "TUTORBOT_BOT_API_BASE_URL": "http://127.0.0.1:9/bot"}
+    result = runner.invoke(main, command, input="", env=env)
+    assert result.exit_code == 1, result.output
+    assert f"Error: bad setting: TUTORBOT_DEFAULT_LESSON: no lesson 'madman_core'; there are: {CORE.id}" in result.stderr
+    assert not (tmp_path / "t.db").exists()
+
+
 def test_bare_command_without_token_plays_in_the_terminal(runner, core_path, tmp_path):
     # In an empty working directory with its own dialogues/ folder (which is then the default).
     (tmp_path / "dialogues").mkdir()

@@ -514,3 +514,11 @@ def test_two_files_with_one_id_are_still_refused(clean_environment, tmp_path):
     shutil.copy(CORE, tmp_path / "y.yaml")
     result = CliRunner().invoke(main, ["check", "x.yaml", "y.yaml"])
     assert result.exit_code == 1 and "lesson id 'madman-core' is also used by x.yaml" in result.output
+
+
+@pytest.mark.parametrize("named", ["loop.yaml", "."], ids=["the link", "its folder"])
+def test_a_symbolic_link_loop_is_a_problem_not_a_traceback(clean_environment, tmp_path, named):
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    result = CliRunner().invoke(main, ["check", named])
+    assert result.exit_code == 1, result.output
+    assert "loop.yaml:1: lesson: cannot read file: Too many levels of symbolic links" in result.output

@@ -64,13 +64,33 @@ def test_an_empty_value_means_not_set(tmp_path, name):
     assert getattr(got, field) is None
 
 
+@pytest.mark.parametrize("value", ["11 22", "11, 22", " 11 ,\t22 ", "11\n22"])
+def test_instructors_apart_by_spaces_are_never_run_together(tmp_path, value):
+    assert settings(tmp_path, {"TUTORBOT_INSTRUCTORS": value}).instructors == [11, 22]
+
+
+@pytest.mark.parametrize("pasted", [f"{TOKEN}\n", f" {TOKEN} ", f"\t{TOKEN}"])
+def test_spaces_around_the_token_are_dropped(tmp_path, pasted):
+    assert settings(tmp_path, {"TELEGRAM_BOT_TOKEN": pasted}).telegram_bot_token.get_secret_value() == TOKEN
+
+
+@pytest.mark.parametrize("token", ["123456:AAE-secret\ntoken", "123456:AAE secret", "123456:AAE/secret", "AAE-secret-token"])
+def test_a_token_that_cannot_work_is_refused_at_start_without_being_shown(tmp_path, token):
+    """It goes into every request's URL: with a line break in it every request would fail
+    and be retried for ever."""
+    with pytest.raises(SettingsError, match="TELEGRAM_BOT_TOKEN: .*looks like 123456789:") as caught:
+        settings(tmp_path, {"TELEGRAM_BOT_TOKEN": token})
+    assert "secret" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
         ("TUTORBOT_RATE_OVERALL", "0", "TUTORBOT_RATE_OVERALL: Input should be greater than or equal to 1 (it is '0')"),
         ("TUTORBOT_RATE_GROUP", "twenty", "TUTORBOT_RATE_GROUP: Input should be a valid integer"),
         ("TUTORBOT_MODE", "push", "TUTORBOT_MODE: Input should be 'polling' or 'webhook' (it is 'push')"),
-        ("TUTORBOT_INSTRUCTORS", "12,ann", "TUTORBOT_INSTRUCTORS: Value error, invalid literal for int()"),
+        ("TUTORBOT_INSTRUCTORS", "12,ann", "TUTORBOT_INSTRUCTORS: give Telegram user ids, which are numbers, separated by commas or spaces: 'ann' is not one"),
+        ("TUTORBOT_INSTRUCTORS", "@alice", "TUTORBOT_INSTRUCTORS: give Telegram user ids, which are numbers, separated by commas or spaces: '@alice' is not one (a @username will not do)"),
         ("TUTORBOT_INBOX_RETENTION_HOURS", "2", "TUTORBOT_INBOX_RETENTION_HOURS: Input should be greater than or equal to 24"),
     ],
 )
@@ -252,6 +272,20 @@ def test_a_broken_dotenv_line_is_an_error_naming_its_line(clean_environment, tmp
     assert result.exit_code == 1, result.output
     assert result.output.strip() == f"Error: bad setting: .env:{line}: cannot be read (write it as NAME=value)"
     assert TOKEN not in result.output and "could not parse" not in result.output
+
+
+def test_a_misspelt_setting_in_dotenv_is_an_error_naming_its_line(clean_environment, tmp_path):
+    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nTUTORBOT_DATABSE=progress.db\n")
+    result = CliRunner().invoke(main, ["lessons"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == (
+        "Error: bad setting: .env:2: TUTORBOT_DATABSE is not a tutorbot setting (did you mean TUTORBOT_DATABASE?)"
+    )
+    (tmp_path / ".env").write_text("tutorbot_frobnicate_widgets=on\n")
+    with pytest.raises(SettingsError, match=r"\.env:1: TUTORBOT_FROBNICATE_WIDGETS is not a tutorbot setting \(see \.env\.example\)"):
+        Settings.from_environment({}, tmp_path / ".env")
+    (tmp_path / ".env").write_text("OTHER_TOOL=1\nTUTORBOT_WEBHOOK_PORT=88\n")  # another program's variables are its own
+    assert Settings.from_environment({}, tmp_path / ".env").webhook_port == 88
 
 
 def test_a_dotenv_that_is_a_fifo_is_an_error_not_a_wait(tmp_path):

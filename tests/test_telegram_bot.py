@@ -425,6 +425,17 @@ async def test_the_bot_waits_for_the_bot_api_at_start_up(tmp_path: Path) -> None
     assert [m for m, _ in h.telegram.calls[:2]] == ["getMe", "getMe"]
 
 
+async def test_a_stop_while_the_bot_api_cannot_be_reached_is_logged(tmp_path: Path, caplog) -> None:
+    h = Harness(tmp_path)
+    for _ in range(5):
+        h.telegram.fail_next("getMe", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+    with caplog.at_level(logging.INFO, logger="bot.telegram_bot.app"):
+        async with h:
+            await asyncio.sleep(0.2)
+    assert "connecting to the Bot API failed" in caplog.text
+    assert caplog.records[-1].getMessage() == "bot stopped before the Bot API could be reached"
+
+
 async def test_a_failed_getupdates_is_retried_not_fatal(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         h.telegram.fail_next("getUpdates", 409, {"ok": False, "error_code": 409, "description": "Conflict: terminated by other getUpdates request"})

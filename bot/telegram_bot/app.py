@@ -180,7 +180,7 @@ async def watch_database(
                 sent_before = _hours_ago(store, sent_text_hours)
                 trimmed = await _in_batches(store, lambda: trim_sent(store, sent_before, PRUNE_BATCH), stop)
                 if trimmed:
-                    log.info("dropped the text of %d message(s) sent over %g hours ago", trimmed, sent_text_hours)
+                    log.info("dropped the text of %d message(s) sent or given up on over %g hours ago", trimmed, sent_text_hours)
             except Exception as exc:  # noqa: BLE001 - housekeeping waits for the next round
                 log.warning("pruning the database failed (%s); trying again later", exc)
         try:
@@ -363,6 +363,7 @@ async def _serve(app: Application, settings: Settings, stop: asyncio.Event, disp
     dispatcher = dispatcher or dispatcher_for(app)
     s = services(app)
     if not await _connect(app, stop):
+        log.info("bot stopped before the Bot API could be reached")
         return
     background = [
         asyncio.create_task(s.outbox.run(stop), name="outbox"),
