@@ -61,6 +61,17 @@ async def until_question(h: Harness) -> dict:
     raise AssertionError("no question came")
 
 
+async def written_question(h: Harness) -> dict:
+    """The teacher moves on to the group's first written question; that message, as a reply
+    quotes it."""
+    for _ in range(20):
+        step = last_step(h)
+        if "Reply to this message" in step["text"]:
+            return {k: v for k, v in step.items() if k not in ("from_bot", "html")}
+        await in_group(h, TEACHER, "/next")
+    raise AssertionError("no written question came")
+
+
 async def poll_question(h: Harness) -> tuple[dict, str]:
     """The teacher moves on to the next question asked as a poll: its message, and its key in `QUESTIONS`."""
     question = await until_question(h)
@@ -120,11 +131,7 @@ async def test_a_class_goes_through_a_lesson_together(tmp_path: Path) -> None:
         assert h.store.progress(f"tg:{DAN}", "madman-core", f"tg:{GROUP}").state.score == 1
 
         # A written question is answered by replying to it.
-        for _ in range(20):
-            step = last_step(h)
-            if "Reply to this message" in step["text"]:
-                break
-            await in_group(h, TEACHER, "/next")
+        step = await written_question(h)
         nothing = await in_group(h, ANN, "Because a deal needs trust on both sides, which is gone.", reply_to=step["message_id"])
         assert nothing == []  # acknowledged with a reaction, not a message to everyone
         reactions = [(c, m, r if isinstance(r, list) else json.loads(r)) for c, m, r in h.telegram.reactions]
@@ -430,13 +437,8 @@ async def test_written_answers_by_reply_a_caption_counts_a_second_reply_is_told_
         h.telegram.admins[GROUP] = {TEACHER}
         await in_group(h, TEACHER, "/study madman-core")
         assert await in_group(h, ANN, "/next@some_other_bot") == []  # for another bot: not a word
-        for _ in range(20):
-            step = last_step(h)
-            if "Reply to this message" in step["text"]:
-                break
-            await in_group(h, TEACHER, "/next")
+        step = replied = await written_question(h)
         # Ann answers with a photo and a caption: the caption is her answer.
-        replied = {k: v for k, v in step.items() if k not in ("from_bot", "html")}
         photo = [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}]
         message = h.telegram._incoming(ANN, GROUP, photo=photo, caption="Trust must run both ways, or no deal holds.",
                                        reply_to_message=replied)
@@ -541,12 +543,7 @@ async def test_a_reply_sent_as_a_chat_is_nobodys_answer(tmp_path: Path) -> None:
     async with Harness(tmp_path) as h:
         h.telegram.admins[GROUP] = {TEACHER}
         await in_group(h, TEACHER, "/study madman-core")
-        for _ in range(20):
-            step = last_step(h)
-            if "Reply to this message" in step["text"]:
-                break
-            await in_group(h, TEACHER, "/next")
-        replied = {k: v for k, v in step.items() if k not in ("from_bot", "html")}
+        replied = await written_question(h)
         senders = [
             ({"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
              {"id": GROUP, "type": "supergroup", "title": "Study group"}),
