@@ -708,6 +708,18 @@ class Store:
             moved += self.db.execute("UPDATE OR IGNORE progress SET chat = ? WHERE chat = ?", [now, was]).rowcount
         return moved > 0
 
+    def leave_topic(self, chat_id: int, thread: int) -> None:
+        """The forum topic `thread` of the group `chat_id` is gone (deleted or closed): the
+        messages still to go there, and the study session that ran there, go to the group's
+        General topic instead."""
+        with self.atomic():
+            self.db.execute(
+                "UPDATE outbox SET body = json_remove(body, '$.thread') WHERE chat_id = ? AND sent_at IS NULL "
+                "AND failed_at IS NULL AND json_extract(body, '$.thread') = ?",
+                [chat_id, thread],
+            )
+            self.db.execute("UPDATE study_sessions SET thread = NULL WHERE chat_id = ? AND thread = ?", [chat_id, thread])
+
     def forget(self, learner: str) -> None:
         """Delete everything stored about a learner.
 

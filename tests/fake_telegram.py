@@ -171,6 +171,7 @@ class FakeTelegram:
         self.next_poll_id = 1
         self.documents: dict[tuple[int, int], bytes] = {}  # (chat, message id) -> a sent file's content
         self.migrated: dict[int, int] = {}  # a group that became a supergroup -> its new id
+        self.deleted_topics: set[tuple[int, int]] = set()  # (chat, message_thread_id) of forum topics deleted
 
     # --- the learners' side ---------------------------------------------------------------
 
@@ -418,6 +419,8 @@ class FakeTelegram:
                          "parameters": {"migrate_to_chat_id": self.migrated[chat_id]}}
         if chat_id in self.blocked:
             return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+        if params.get("message_thread_id") and (chat_id, int(params["message_thread_id"])) in self.deleted_topics:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message thread not found"}
         if method in ("sendMessage", "editMessageText"):
             refused = text_refused(params.get("text", ""), params.get("parse_mode"))
             if refused:

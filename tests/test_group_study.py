@@ -527,6 +527,24 @@ async def test_a_session_begun_in_a_forum_topic_stays_in_that_topic(tmp_path: Pa
         assert len(topics_of(h, seen)) > 1 and set(topics_of(h, seen)) == {OTHER_TOPIC}
 
 
+async def test_a_session_whose_topic_is_deleted_goes_on_in_the_general_topic(tmp_path: Path) -> None:
+    """Telegram refuses a message to a deleted topic: the session's messages go to the
+    General topic from then on, none is lost, and the leader's /next from there works."""
+    async with Harness(tmp_path) as h:
+        h.telegram.admins[GROUP] = {TEACHER}
+        await h.handled(h.telegram.send_text(TEACHER, "/study madman-core", group=GROUP, topic=TOPIC))
+        seen = len(h.telegram.bot_messages(GROUP))
+        h.telegram.deleted_topics.add((GROUP, TOPIC))
+        await h.handled(h.telegram.send_text(TEACHER, "/next", group=GROUP))
+        await asyncio.sleep(0.3)  # the refused send is made again, without its topic
+        shown = h.telegram.bot_messages(GROUP)[seen:]
+        assert shown and topics_of(h, seen) == [None] * len(shown)
+        assert h.store.db.execute("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").fetchone()[0] == 0
+        assert h.store.db.execute("SELECT thread FROM study_sessions").fetchone()[0] is None
+        question, key = await poll_question(h)  # the session goes on, in General
+        assert question.get("message_thread_id") is None
+
+
 async def poll_question_in(h: Harness, topic: int) -> tuple[dict, str]:
     """As `poll_question`, the teacher sending /next in the forum topic `topic`."""
     for _ in range(20):

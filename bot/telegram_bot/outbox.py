@@ -59,6 +59,7 @@ PRIVATE_BURST = 3
 BULK_CHATS = 20  # chats with bulk rows only that start sending per `flush_due`
 BULK_PAUSE = 1.0  # seconds from one round of bulk chats sent to the next asked for
 READ_AT_ONCE = 20  # a chat's waiting rows read in one statement by `flush`
+TOPIC_GONE = ("thread not found", "topic_closed", "topic_deleted", "topic closed", "topic deleted")  # Telegram's words
 SENDS_AT_ONCE = 8  # calls in flight from the outbox (Telegram takes ~0.1 s a call: room for 80 a second)
 
 
@@ -215,6 +216,14 @@ class Outbox:
             self.clean.discard(chat)
             self.store.on_commit(lambda chat=chat: self._changed(chat))
         return self.store.move_chat(old, new)
+
+    def leave_topic(self, chat_id: int, thread: int) -> None:
+        """The group's forum topic `thread` is gone: its waiting rows go to the General topic
+        (see `Store.leave_topic`). Ask for the chat after the commit."""
+        self.queued.pop(chat_id, None)
+        self.clean.discard(chat_id)
+        self.store.on_commit(lambda: self._changed(chat_id))
+        self.store.leave_topic(chat_id, thread)
 
     def supersede(self, chat_id: int) -> None:
         """A newer reply for the chat is coming: droppable rows that have not gone out are moot.
@@ -551,6 +560,12 @@ class Outbox:
             if "not modified" in str(exc).lower() or "poll has already been closed" in str(exc).lower():
                 await wait_out(lambda: self._mark_sent(row, None), "recording what was sent")  # done already
                 return True
+            if row.body.get("thread") is not None and any(gone in str(exc).lower() for gone in TOPIC_GONE):
+                thread = row.body["thread"]
+                log.info("outbox: topic %s of chat %s is gone (%s); its messages go to the General topic", thread, row.chat_id, exc)
+                await wait_out(lambda: self.leave_topic(row.chat_id, thread), "recording what was sent")
+                self.request(row.chat_id)  # sent again at once, without the topic
+                return False
             log.warning("outbox: %s to chat %s refused by Telegram: %s", row.kind, row.chat_id, exc)
             error = f"refused: {exc}"
             await wait_out(lambda: self._fail(row, error), "recording what was sent")
