@@ -510,3 +510,19 @@ async def test_an_option_typed_by_its_number_is_echoed_as_a_tap_is(tmp_path: Pat
                         if data == option_data(question, answer(key)))
         [reply] = await h.say(ALICE, f" {position} ")
         assert reply["text"].startswith(f"Your answer: {answer(key)}"), reply["text"][:80]
+
+
+async def test_replies_left_waiting_at_a_stop_are_logged_and_go_out_at_the_next_start(tmp_path: Path, caplog) -> None:
+    async with Harness(tmp_path) as h:
+        for _ in range(20):  # Telegram fails every send until the stop
+            h.telegram.fail_next("sendMessage", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+        await h.handled(h.telegram.send_text(ALICE, "/start madman-core"))
+        assert h.telegram.bot_messages(ALICE) == []
+    with caplog.at_level(logging.INFO, logger="bot.telegram_bot.outbox"):
+        async with Harness(tmp_path) as h:
+            for _ in range(50):
+                if h.telegram.bot_messages(ALICE):
+                    break
+                await asyncio.sleep(0.05)
+            assert "Welcome!" in h.telegram.bot_messages(ALICE)[0]["text"]
+    assert "outbox: 1 message(s) left waiting at the last stop go out first" in caplog.text

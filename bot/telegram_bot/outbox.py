@@ -534,6 +534,9 @@ class Outbox:
 
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         """Until `stop`: send what is waiting (at start-up, and rows whose send failed)."""
+        left = await wait_out(lambda: self.store.db.execute(f"SELECT COUNT(*) FROM outbox WHERE {PENDING}").fetchone()[0], "reading the outbox")
+        if left:
+            log.info("outbox: %d message(s) left waiting at the last stop go out first", left)
         while not stop.is_set():
             await self._flush_due_logged()
             try:
