@@ -34,7 +34,7 @@ from typing import TextIO
 from bot.graph import edges as graph_edges
 from bot.lesson import ChoiceNode, EndNode, Lesson, MessageNode, WriteNode
 from bot.loader import LoadedLesson
-from bot.reports import EVERYTHING, Attempt, Filters, LessonSummary, Scope, add, attempts
+from bot.reports import EVERYTHING, Attempt, Filters, LessonSummary, Scope, add, attempts, duration
 from bot.store import Store
 
 Progress = Callable[[int], None]  # called with the number of attempts read so far
@@ -187,17 +187,6 @@ def _when(at: str | None) -> str:
     return _e(shown if offset in ("", "+00:00", "Z") else f"{shown} {offset}")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
 def _percent(share: float | None) -> str:
     return "—" if share is None else f"{round(share * 100)}%"
 
@@ -271,7 +260,7 @@ def _lesson_head(summary: LessonSummary, lesson: Lesson, index: int) -> str:
         f"<li><b>{summary.finishers}</b><span>finished ({_percent(summary.finishers / summary.learners if summary.learners else None)})</span></li>",
         *([f"<li><b>{summary.started}</b><span>attempts, {summary.finished} finished</span></li>"]
           if (summary.started, summary.finished) != (summary.learners, summary.finishers) else []),
-        f"<li><b>{_duration(None if minutes is None else minutes * 60)}</b><span>median time to finish</span></li>",
+        f"<li><b>{duration(None if minutes is None else minutes * 60)}</b><span>median time to finish</span></li>",
         f"<li><b>{'—' if mean is None else f'{mean:.1f}'}</b><span>mean first-try score, of {summary.questions_total}</span></li>",
         "</ul>\n",
         '<p class="note">Counted per attempt (a restart begins another). Time is the sum of the gaps '
@@ -471,7 +460,7 @@ def _row(attempt: Attempt, anchor: int) -> str:
     return (
         f"<tr><td>{_who(attempt)}</td><td>{_e(attempt.chat)}</td><td>{_when(attempt.started_at)}</td>"
         f"<td>{_when(attempt.finished_at)}</td><td class=\"n\">{attempt.score}</td>"
-        f'<td class="n">{_duration(attempt.seconds)}</td><td><a href="#t-{anchor}">transcript</a></td></tr>\n'
+        f'<td class="n">{duration(attempt.seconds)}</td><td><a href="#t-{anchor}">transcript</a></td></tr>\n'
     )
 
 
@@ -493,7 +482,7 @@ def _transcript(lesson: Lesson, attempt: Attempt, anchor: int) -> str:
         else:
             said = response.text or ""
         verdict = {True: " ✓", False: " ✗"}.get(response.correct, "") if response.kind == "choice" else ""
-        after = f" · after {_duration(response.seconds)}" if response.seconds else ""
+        after = f" · after {duration(response.seconds)}" if response.seconds else ""
         parts.append(f'<li class="bot"><span class="at">{_when(response.at)}</span>\n{_e(_cut(asked, 160))}</li>\n')
         parts.append(f'<li class="learner"><span class="at">{after.lstrip(" ·")}</span>\n{_e(said)}{verdict}</li>\n')
     if not attempt.responses:

@@ -453,6 +453,18 @@ def _feedback(store: Store, events: list[int]) -> list[Line]:
     return [Line(at, "bot", f"📝 Feedback from {name or 'an instructor'}: {text}") for at, text, name in found]
 
 
+def duration(seconds: float | None) -> str:
+    """A time taken, to the second under an hour ("4 min 30 s", "25 s"); "—" for none."""
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 def shorten(text: str, limit: int) -> str:
     """`text` on one line, cut at a word end with "…" if longer than `limit`."""
     text = " ".join(text.split())

@@ -33,7 +33,7 @@ async def test_an_instructor_gets_the_report_and_its_files(tmp_path: Path) -> No
         text = report["text"]
         assert "Learners: 4 started, 2 finished" in text
         # Ann 9 gaps of 30 s = 4.5 min, Ben 11 gaps = 5.5 min: the median is 5.0.
-        assert "Median time to finish: 5 min" in text and "mean score at the first try: 2.5 of 3" in text
+        assert "Median time to finish: 5 min 00 s;" in text and "mean score at the first try: 2.5 of 3" in text
         assert "• 1 of 2:" in text  # the remedied question: Ann right, Ben wrong at the first try
         assert "M1 (1)" in text and "Reflections waiting for review: 2" in text
         labels = [label for label, _ in h.telegram.buttons(report)]

@@ -70,7 +70,7 @@ async def report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def summary_text(s: Services, summary: reports.LessonSummary) -> str:
     lesson = s.tutor.lessons[summary.lesson].lesson
-    median = f"{summary.median_minutes:.0f} min" if summary.median_minutes is not None else "–"
+    median = reports.duration(None if summary.median_minutes is None else summary.median_minutes * 60)
     mean = f"{summary.mean_score:.1f} of {summary.questions_total}" if summary.mean_score is not None else "–"
     lines = [
         f"<b>{html.escape(summary.title)}</b>",
