@@ -155,8 +155,13 @@ def write_jsonl(
       `missed`, `seed`, `back_to`, `checking`, `answers`).
     - `at` (str): when, ISO 8601 in UTC with milliseconds.
     - `update_id` (int or null): the Telegram update that carried the action, if any.
+
+    For a reader who may not see everything, a state's `answers` keep only the ones given
+    in events they see (a group's admins see a member's lesson from when they joined its
+    assignment, and no written answer from before).
     """
     where, args = conditions(filters, scope)
+    answered: dict[tuple[str, str, str], set[str]] = {}  # for such a reader: the answers seen given, per attempt
     sql = (
         "SELECT e.id, e.learner, l.name, e.lesson, e.chat, e.lesson_hash, e.node, e.input, e.outcome, e.state, "
         "e.at, e.update_id FROM events e LEFT JOIN learners l ON l.id = e.learner "
@@ -179,11 +184,25 @@ def write_jsonl(
             "at": at,
             "update_id": update_id,
         }
+        if not scope.everything:
+            _seen_answers(record, answered)
         out.write(json.dumps(record, ensure_ascii=False).translate(LINE_BREAKS) + "\n")
         count += 1
         _tick(progress, count)
     _done(progress, count)
     return count
+
+
+def _seen_answers(record: dict, answered: dict[tuple[str, str, str], set[str]]) -> None:
+    """Keep in `record`'s state only the answers given in the events seen so far of its attempt."""
+    seen = answered.setdefault((record["learner"], record["lesson"], record["chat"]), set())
+    kind = record["input"].get("kind")
+    if kind == "start":
+        seen.clear()
+    elif kind in ("answer", "choose"):
+        seen.update(node for node in (record["node"], record["input"].get("node")) if node)
+    state = record["state"]
+    state["answers"] = {node: text for node, text in state.get("answers", {}).items() if node in seen}
 
 
 # Characters that JSON leaves raw but that many readers take for a line's end (Python's

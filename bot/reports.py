@@ -51,30 +51,30 @@ class Filters:
 
 @dataclass(frozen=True)
 class Scope:
-    """What a reader may see: everything (`everything`), or the listed (chat, lesson,
-    learner) triples, None in a triple meaning any."""
+    """What a reader may see: everything (`everything`), or the events of the listed
+    (chat, lesson, learner, since) grants, None in a grant meaning any (for `since`, an
+    ISO time in the store's format: events at or after it; an attempt under way then is
+    seen from there on, as with `Filters.since`)."""
 
     everything: bool = False
-    allowed: tuple[tuple[str | None, str | None, str | None], ...] = ()
+    allowed: tuple[tuple[str | None, str | None, str | None, str | None], ...] = ()
 
     def where(self) -> tuple[str, list]:
-        """An SQL condition over the events' own columns (chat, lesson, learner), and its arguments."""
+        """An SQL condition over `events e` (its chat, lesson, learner and time), and its arguments."""
         if self.everything:
             return "1", []
         if not self.allowed:
             return "0", []
         parts, args = [], []
-        for chat, lesson, learner in self.allowed:
+        for grant in self.allowed:
             part = ["1"]
-            if chat is not None:
-                part.append("chat = ?")
-                args.append(chat)
-            if lesson is not None:
-                part.append("lesson = ?")
-                args.append(lesson)
-            if learner is not None:
-                part.append("learner = ?")
-                args.append(learner)
+            for column, value in zip(("chat", "lesson", "learner"), grant[:3]):
+                if value is not None:
+                    part.append(f"e.{column} = ?")
+                    args.append(value)
+            if grant[3] is not None:
+                part.append("e.at >= ?")
+                args.append(grant[3])
             parts.append("(" + " AND ".join(part) + ")")
         return "(" + " OR ".join(parts) + ")", args
 
@@ -141,7 +141,7 @@ class Attempt:
 
 def conditions(filters: Filters, scope: Scope) -> tuple[str, list]:
     """The SQL condition over `events e` that the filters and the scope make, and its arguments."""
-    where, args = scope.where()  # over the events' own columns: no table joined to them has these
+    where, args = scope.where()
     clauses = [where]
     for column, value in (("lesson", filters.lesson), ("chat", filters.chat), ("learner", filters.learner)):
         if value is not None:

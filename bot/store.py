@@ -779,7 +779,8 @@ class Store:
         return dict(zip(("id", "chat", "title", "lesson"), row)) if row else None
 
     def join(self, assignment_id: int, learner: str) -> None:
-        """A member took up an assignment (again: changes nothing)."""
+        """A member took up an assignment (again: changes nothing). The group's admins see
+        their work on its lesson from the time they first joined (`bot.access`)."""
         self.db.execute(
             "INSERT OR IGNORE INTO assignment_members (assignment, learner, joined_at) VALUES (?, ?, ?)",
             [assignment_id, learner, self.now()],

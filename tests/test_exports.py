@@ -206,7 +206,7 @@ def test_the_filters_narrow_every_export(data):
 
 def test_a_scope_of_one_chat_shows_only_that_chat(data):
     store, lessons = data
-    only_ann = Scope(allowed=((ANN, None, None),))  # Ann's private chat
+    only_ann = Scope(allowed=((ANN, None, None, None),))  # Ann's private chat
     assert [row["learner"] for row in gradebook(store, lessons, scope=only_ann)] == [ANN]
     assert {line["learner"] for line in event_lines(store, lessons, scope=only_ann)} == {ANN}
     assert {s["actor"]["account"]["name"] for s in statements(store, lessons, scope=only_ann)} == {"101"}

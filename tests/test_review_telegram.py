@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot import access, reports
 from bot.tutor import Tutor
-from tests.report_data import ANN, BEN, REFLECTION, build
+from tests.report_data import ANN, BEN, REFLECTION, START, build
 from tests.test_telegram_bot import Harness
 
 INSTRUCTOR, ADMIN, STRANGER = 9500, 9501, 9502
@@ -65,10 +65,14 @@ async def test_who_may_see_what(tmp_path: Path) -> None:
         assert refused["text"] == access.REFUSAL
         [refused] = await h.say(STRANGER, "/transcript tg:424242")  # no such learner: the same words
         assert refused["text"] == access.REFUSAL
-        # A group's admin sees the members of the lessons assigned in their group: here, Ann only.
+        # A group's admin sees the members of the lessons assigned in their group: here, Ann
+        # only, and only what she did from when she joined (nothing, if she joined after it).
         number = h.store.assign(f"tg:{GROUP}", "Class", "madman-core", f"tg:{ADMIN}")
         h.store.join(number, ANN)
         h.telegram.admins[GROUP] = {ADMIN}
+        [item] = await h.say(ADMIN, "/review")
+        assert item["text"].startswith("No reflection is waiting")
+        h.store.db.execute("UPDATE assignment_members SET joined_at = ?", [START.isoformat(timespec="milliseconds")])
         [report] = await h.say(ADMIN, "/report")
         assert "Learners: 1 started, 1 finished" in report["text"]
         [item] = await h.say(ADMIN, "/review")

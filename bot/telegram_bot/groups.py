@@ -47,7 +47,8 @@ HELP = (
     "button under the tally opens your own explanation in a private chat with me.\n"
     "Admins: /next closes a question or goes on (or the Next button), /pause, /resume, /stop.\n\n"
     "<b>Each at your own pace:</b> an admin sends /assign; the button takes each of you to a private "
-    "chat with me, and /standings shows who has finished (never anyone's answers).\n\n"
+    "chat with me (from then on, the group's admins see your answers on that lesson), and /standings "
+    "shows who has finished (never anyone's answers).\n\n"
     "Only the group's admins (and the bot's instructors) lead. I see only commands, replies to my "
     "messages and taps on my buttons, not your other messages (Telegram's privacy mode)."
 )
@@ -153,7 +154,8 @@ async def assign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = (
             f"📚 <b>{html.escape(lesson.title)}</b> is assigned to this group.\n\n"
             "Tap the button to do it in a private chat with me, at your own pace; your progress "
-            "counts for this group. /standings shows who has finished (never anyone's answers)."
+            "counts for this group, and its admins will see your answers on it from then on. "
+            "/standings shows who has finished (never anyone's answers)."
         )
         s.outbox.add(
             chat.id, OutMessage(text, ((("Start the lesson", link),),)), update.update_id, priority=1, thread=topic(update.effective_message)
@@ -196,8 +198,9 @@ async def standings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def joined(s: Services, learner: str, start_arg: str | None) -> tuple[str, str] | None:
-    """For `/start as-<id>` in a private chat: record the member and return (lesson id, the
-    group's title); None if the argument is no assignment's."""
+    """For `/start as-<id>` in a private chat: record the member (the group's admins see
+    their work on the lesson from the first time they join, see `bot.access`) and return
+    (lesson id, the group's title); None if the argument is no assignment's."""
     if not start_arg or not start_arg.startswith(JOIN) or not start_arg[len(JOIN):].isdecimal():
         return None
     found = s.store.assignment(int(start_arg[len(JOIN):][:18]))

@@ -108,7 +108,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             out.send([remedy, OutMessage("<i>Send /start to take a lesson here one-to-one as well.</i>")])
         elif assigned:
             lesson_id, group = assigned
-            note = OutMessage(f"<i>This lesson was assigned in “{html.escape(group)}”: your progress counts for the group.</i>")
+            note = OutMessage(
+                f"<i>This lesson was assigned in “{html.escape(group)}”: your progress counts for the group, and "
+                "the group's admins will see your answers and written reflections on this lesson from now on "
+                "(not what you did here before).</i>"
+            )
             out.show(s.tutor.begin(person.learner, person.chat, lesson_id, update_id=update.update_id), before=[note])
         elif wanted in s.tutor.lessons:
             out.show(s.tutor.begin(person.learner, person.chat, wanted, update_id=update.update_id, result=True))
