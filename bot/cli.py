@@ -255,7 +255,12 @@ def graph(path: Path, form: str) -> None:
     """Print a lesson's graph: sections as boxes, right answers solid, wrong ones dashed."""
     from bot.graph import graph_dot, graph_mermaid
 
-    lesson = next(iter(load_lessons([path]).values())).lesson
+    try:
+        lesson = next(iter(load_all([path]).values())).lesson
+    except LessonError as exc:  # on stderr: stdout is the graph, often piped to dot
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{len(exc.problems)} problem(s) in {path}; no graph drawn") from None
     click.echo(graph_dot(lesson) if form == "dot" else graph_mermaid(lesson))
 
 

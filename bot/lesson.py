@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from functools import cached_property
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
@@ -63,7 +64,24 @@ def reflow(text: str) -> str:
     return "\n\n".join(out)
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(reflow)]
+INVISIBLE = "\u115f\u1160\u2800\u3164\uffa0"  # Hangul fillers, the blank Braille pattern: blank on screen
+
+
+def _visible(text: str) -> str:
+    """Text that shows: not only invisible characters (U+200B, U+FEFF, ...), which make an
+    empty-looking button or message, and no control character but a line break or a tab."""
+    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\n\t"), None)
+    if control is not None:
+        raise ValueError(f"has the control character U+{ord(control):04X} in it, which no one can read: remove it")
+    if all(unicodedata.category(c)[0] in "CZ" or c in INVISIBLE for c in text):
+        shown = " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(text))
+        raise ValueError(f"has no visible text, only invisible characters ({shown[:60]}): write the text")
+    return text
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_visible), AfterValidator(reflow)
+]
 
 
 class Strict(BaseModel):

@@ -39,6 +39,23 @@ class _Refused(yaml.MarkedYAMLError):
     """Valid YAML that a dialogue file may not hold; its `problem` is the whole message."""
 
 
+class _Resolver(yaml.resolver.Resolver):
+    """PyYAML's resolver with YAML 1.2's booleans: only true and false (True, TRUE, ...).
+
+    YAML 1.1 also reads yes, no, on, off, y and n as booleans, so an unquoted `correct: yes`
+    would be true; here it stays the text "yes", which a true-or-false field refuses."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+    }
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 class _Guarded(yaml.composer.Composer):
     """A composer that refuses documents nested or expanding too far.
 
@@ -61,6 +78,10 @@ class _Guarded(yaml.composer.Composer):
                 raise _Refused(problem=f"alias *{anchor} is inside the node it names", problem_mark=event.start_mark)
             self._count(self.sizes.get(anchor, 0), event.start_mark, alias=True)
             return super().compose_node(parent, index)
+        if getattr(event, "tag", None) not in (None, "!"):  # `!!set`, `!!binary`, `!!python/...`
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!")[:40]
+            message = f"tags such as {tag} are not allowed in a dialogue file: write the value plainly (text in quotes)"
+            raise _Refused(problem=message, problem_mark=event.start_mark)
         if anchor in self.anchors:
             first = self.anchors[anchor].start_mark.line + 1
             message = f"anchor &{anchor} is defined twice (first on line {first})"
@@ -93,7 +114,7 @@ class _Guarded(yaml.composer.Composer):
             raise _Refused(problem=f"cannot read {value!r}: {str(exc)[:80]}", problem_mark=node.start_mark) from None
 
 
-class _Loader(_Guarded, yaml.SafeLoader):
+class _Loader(_Guarded, _Resolver, yaml.SafeLoader):
     """A guarded safe loader that reads the text in Python: its errors quote the line."""
 
     def __init__(self, text: str):
@@ -101,7 +122,7 @@ class _Loader(_Guarded, yaml.SafeLoader):
         _Guarded.__init__(self)
 
 
-class _FastLoader(_Guarded, CParser or object, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+class _FastLoader(_Guarded, CParser or object, yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[misc]
     """The same, reading the text with libyaml: 5 times faster (a start-up cost of the bot).
     Its nodes are those of `_Loader`, marks included; a file it refuses is read again
     with `_Loader`, for the error message."""
@@ -109,7 +130,7 @@ class _FastLoader(_Guarded, CParser or object, yaml.constructor.SafeConstructor,
     def __init__(self, text: str):
         CParser.__init__(self, text)
         yaml.constructor.SafeConstructor.__init__(self)
-        yaml.resolver.Resolver.__init__(self)
+        _Resolver.__init__(self)
         _Guarded.__init__(self)
 
 
@@ -384,6 +405,8 @@ def _describe(error: dict, path: tuple, scan: _Scan) -> str:
     if kind in ("node_kind", "value_error", "assertion_error"):  # the lesson's own rules, written for authors
         message = str(ctx.get("error") or error["msg"])
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if message.startswith("has "):  # a text's own rule: "'title' has no visible text"
+            return f"{what} {message}"
         return f"{path[-1]}: {message}" if kind != "node_kind" and path and isinstance(path[-1], str) else message
     if kind == "string_type":
         if isinstance(value, bool):

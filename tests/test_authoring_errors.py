@@ -126,18 +126,33 @@ def test_quoted_date_is_text():
 # --- (b) yes, no, on, off and numbers where text is expected -----------------------------
 
 
-@pytest.mark.parametrize("word", ["Yes", "yes", "NO", "on", "Off", "true", "False"])
-def test_unquoted_yes_no_on_off_in_an_option(word):
+@pytest.mark.parametrize("word", ["true", "True", "TRUE", "false", "False"])
+def test_unquoted_true_false_in_an_option(word):
     assert check(edit(('- text: "Yes"', f"- text: {word}"))) == [
         f"x.yaml:22: poll: 'text' must be text, but YAML reads an unquoted {word} as true or false; put it in quotes"
+    ]
+
+
+@pytest.mark.parametrize("word", ["Yes", "yes", "NO", "on", "Off", "y", "N"])
+def test_unquoted_yes_no_on_off_are_text_as_in_yaml_1_2(word):
+    with open("x.yaml", "w", encoding="utf-8") as stream:
+        stream.write(edit(('- text: "Yes"', f"- text: {word}"), ('- text: "No"', '- text: "Other"')))
+    result = CliRunner().invoke(main, ["check", "x.yaml"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "y", "n", "Yes", "NO"])
+def test_yes_no_on_off_are_not_booleans(word):
+    assert check(edit(('- text: "Yes"\n', f'- text: "Yes"\n            correct: {word}\n'))) == [
+        f"x.yaml:23: poll: 'correct' must be true or false, not {word!r}"
     ]
 
 
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("title: Main", "title: on", "x.yaml:13: main: 'title' must be text, but YAML reads an unquoted on as true or false; put it in quotes"),
-        ("say: Hello.", "say: off", "x.yaml:17: hello: 'say' must be text, but YAML reads an unquoted off as true or false; put it in quotes"),
+        ("title: Main", "title: true", "x.yaml:13: main: 'title' must be text, but YAML reads an unquoted true as true or false; put it in quotes"),
+        ("say: Hello.", "say: False", "x.yaml:17: hello: 'say' must be text, but YAML reads an unquoted False as true or false; put it in quotes"),
         ("title: Tiny", "title: 1984", "x.yaml:3: lesson: 'title' must be text, not the number 1984; put it in quotes"),
         ("say: Hello.", "say: 3.14", "x.yaml:17: hello: 'say' must be text, not the number 3.14; put it in quotes"),
         # YAML 1.1 reads 12:30 as 750 (base 60): the author is shown what they typed.
@@ -358,13 +373,59 @@ def test_several_mistakes_are_one_line_each_in_file_order():
     ]
     text = edit(
         ("date: April 2025", "date: 2025-04-01"),
-        ('- text: "Yes"', "- text: Yes"),
+        ('- text: "Yes"', "- text: True"),
         ("        say: Hello.\n", "        say: Hello.\n        colour: red\n"),
     )
     assert check(text) == [
         "x.yaml:9: lesson: 'date' must be text, not the date 2025-04-01; put it in quotes",
         "x.yaml:18: hello: unknown field 'colour'",
-        "x.yaml:23: poll: 'text' must be text, but YAML reads an unquoted Yes as true or false; put it in quotes",
+        "x.yaml:23: poll: 'text' must be text, but YAML reads an unquoted True as true or false; put it in quotes",
+    ]
+
+
+# --- (e2) text that shows nothing, control characters and tags --------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("title: Main", 'title: "\\u200b"', "x.yaml:13: main: 'title' has no visible text, only invisible characters (U+200B): write the text"),
+        ('- text: "Yes"', '- text: "\\u200d\\ufeff"', "x.yaml:22: poll: 'text' has no visible text, only invisible characters (U+200D U+FEFF): write the text"),
+        ("say: Hello.", 'say: "\\u2060 \\u00ad\\u200e"', "x.yaml:17: hello: 'say' has no visible text, only invisible characters (U+2060 U+0020 U+00AD U+200E): write the text"),
+        ("title: Tiny", 'title: "\\u3164"', "x.yaml:3: lesson: 'title' has no visible text, only invisible characters (U+3164): write the text"),
+        ("feedback: Fair.", 'feedback: "\\x7f"', "x.yaml:25: poll: 'feedback' has the control character U+007F in it, which no one can read: remove it"),
+        ("title: Main", 'title: "a\\0b"', "x.yaml:13: main: 'title' has the control character U+0000 in it, which no one can read: remove it"),
+        ("say: Hello.", 'say: "Hello\\e[31m."', "x.yaml:17: hello: 'say' has the control character U+001B in it, which no one can read: remove it"),
+        ("title: Main", 'title: "   "', "x.yaml:13: main: 'title' is empty: give it a value"),
+    ],
+)
+def test_text_that_shows_nothing_or_has_control_characters(old, new, expected):
+    assert check(edit((old, new))) == [expected]
+
+
+def test_line_breaks_tabs_and_joiners_inside_visible_text_are_fine():
+    text = edit(("say: Hello.", 'say: "Hello,\\n\\nthere.\\tTab. \\U0001F469\\u200d\\U0001F4BB"'), ("title: Main", 'title: "\\u200bMain"'))
+    with open("x.yaml", "w", encoding="utf-8") as stream:
+        stream.write(text)
+    assert CliRunner().invoke(main, ["check", "x.yaml"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("new", "tag"),
+    [
+        ("title: !!set {a, b}", "!!set"),
+        ("title: !!binary aGVsbG8=", "!!binary"),
+        ("title: !!omap [a: 1]", "!!omap"),
+        ("title: !!python/object/apply:os.system [ls]", "!!python/object/apply:os.system"),
+        ("title: !!str Main", "!!str"),
+        ("title: !local Main", "!local"),
+        ("title:\n      !!seq [a]", "!!seq"),
+    ],
+)
+def test_a_tag_is_one_line_at_the_tag(new, tag):
+    line = 14 if "\n" in new else 13
+    assert check(edit(("title: Main", new))) == [
+        f"x.yaml:{line}: lesson: tags such as {tag} are not allowed in a dialogue file: write the value plainly (text in quotes)"
     ]
 
 

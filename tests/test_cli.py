@@ -472,3 +472,6 @@ def test_graph_of_a_broken_file_lists_its_problems(runner, tmp_path):
     result = runner.invoke(main, ["graph", str(broken)])
     assert result.exit_code == 1
     assert f"{broken}:2: lesson: YAML syntax error" in result.output
+    assert result.stdout == ""  # stdout is the graph, often piped to dot
+    assert f"1 problem(s) in {broken}; no graph drawn" in result.stderr
+    assert "nothing was started" not in result.output
