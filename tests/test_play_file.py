@@ -126,7 +126,7 @@ def test_the_advice_at_the_end_names_the_file(draft):
     ("old", "new", "line"),
     [
         ('date: "2025-04-01"', "date: 2025-04-01", "{f}:5: lesson: 'date' must be text, not the date 2025-04-01; put it in quotes"),
-        ('- text: "Yes"', "- text: Yes", "{f}:18: poll: 'text' must be text, but YAML reads an unquoted Yes as true or false; put it in quotes"),
+        ('- text: "Yes"', "- text: True", "{f}:18: poll: 'text' must be text, but YAML reads an unquoted True as true or false; put it in quotes"),
         ("        say: Hello from the draft.\n", "        say: Hello from the draft.\n        next: by\n", "{f}:14: hello: no node 'by' for next"),
     ],
 )
