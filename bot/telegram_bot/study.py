@@ -63,6 +63,11 @@ HOW = (
 # --- the group's path through a lesson (bot.engine.group_path) ------------------------------
 
 
+def post(s: Services, session: Session, message: OutMessage, update_id: int | None, droppable: bool = False) -> None:
+    """A message of the session to its group, in the forum topic it runs in (if any)."""
+    s.outbox.add(session.chat_id, message, update_id, droppable=droppable, thread=session.thread)
+
+
 def view(lesson: Lesson, session: Session, node_id: str) -> Step:
     return engine.view(lesson, State(node=node_id, seed=session.seed))
 
@@ -155,13 +160,13 @@ def show(s: Services, session: Session, node_id: str, update_id: int | None, bef
         summary = group_summary(s, session, lesson, node_id)
         session = s.sessions.update(session, node=node_id, phase="shown", state="finished", due_at=None)
         hint = finish(s, session, lesson, update_id)
-        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author) + "\n\n" + summary + hint, step=key), update_id, thread=session.thread)
+        post(s, session, OutMessage(step_body(step, heading, author) + "\n\n" + summary + hint, step=key), update_id)
         return session
     phase = "open" if is_question(node) else "shown"
     nxt = (next_button(session, lesson, node_id, phase),)
     if isinstance(node, ChoiceNode) and poll_fits(step, node):
         if heading or step.quote:  # the poll carries only the question
-            s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author, text=False)), update_id, thread=session.thread)
+            post(s, session, OutMessage(step_body(step, heading, author, text=False)), update_id)
         right = [i for i, option_id in enumerate(step.order) if node.options[option_id].correct]
         explanation = None
         if node.graded and len(node.options[step.order[right[0]]].feedback) <= POLL_LIMITS["explanation"]:
@@ -172,11 +177,11 @@ def show(s: Services, session: Session, node_id: str, update_id: int | None, bef
         )
     elif isinstance(node, ChoiceNode):
         text = question_text(lesson, session, node_id, heading)
-        s.outbox.add(session.chat_id, OutMessage(text, answer_buttons(lesson, session, node_id) + (nxt,), key), update_id, thread=session.thread)
+        post(s, session, OutMessage(text, answer_buttons(lesson, session, node_id) + (nxt,), key), update_id)
     elif isinstance(node, WriteNode):
-        s.outbox.add(session.chat_id, OutMessage(question_text(lesson, session, node_id, heading), (nxt,), key), update_id, thread=session.thread)
+        post(s, session, OutMessage(question_text(lesson, session, node_id, heading), (nxt,), key), update_id)
     else:
-        s.outbox.add(session.chat_id, OutMessage(step_body(step, heading, author), (nxt,), key), update_id, thread=session.thread)
+        post(s, session, OutMessage(step_body(step, heading, author), (nxt,), key), update_id)
     session = s.sessions.update(session, node=node_id, phase=phase, counted=0, counted_at=s.store.now())
     if session.advance and session.state == "running":
         session = s.sessions.update(session, due_at=s.sessions.after(wait_at(s, session)))
@@ -198,16 +203,13 @@ def close(s: Services, session: Session, update_id: int | None) -> Session:
         heading = heading_for(lesson, _before(lesson, node.id), node.id)
         s.outbox.add_edit(session.chat_id, key, question_text(lesson, session, node.id, heading, count), update_id)
     if isinstance(node, ChoiceNode):
-        s.outbox.add(
-            session.chat_id, OutMessage(tally(s, session, lesson, node), nxt + remedy_row(s, session, lesson, node)), update_id,
-            thread=session.thread,
-        )
+        post(s, session, OutMessage(tally(s, session, lesson, node), nxt + remedy_row(s, session, lesson, node)), update_id)
         send_remedies(s, session, lesson, node, update_id)
     else:
         count = s.sessions.count(session, node.id)
         wrote = f"✍️ {count} of you wrote an answer." if count != 1 else "✍️ One of you wrote an answer."
         text = f"{wrote}\n\n{MARKS['model']}{html.escape(node.model_answer.strip())}"
-        s.outbox.add(session.chat_id, OutMessage(text, nxt), update_id, thread=session.thread)
+        post(s, session, OutMessage(text, nxt), update_id)
     session = s.sessions.update(session, phase="closed", due_at=None)
     if session.advance and session.state == "running":
         session = s.sessions.update(session, due_at=s.sessions.after(wait_at(s, session)))
@@ -429,7 +431,7 @@ def begin(
         f"📚 <b>Group study: {html.escape(lesson.title)}</b>\n\n{HOW}\n\n{pace} /pause, /resume and /stop "
         "are for admins too; /help says more."
     )
-    s.outbox.add(chat_id, OutMessage(text), update_id, thread=thread)
+    post(s, session, OutMessage(text), update_id)
     show(s, session, session.node, update_id, None)
 
 
@@ -461,7 +463,7 @@ async def _control(update: Update, context: ContextTypes.DEFAULT_TYPE, action: s
     with s.store.atomic():
         note = control(s, session, action, update.update_id)
         if note:
-            s.outbox.add(chat.id, OutMessage(note), update.update_id, droppable=True, thread=session.thread)
+            post(s, session, OutMessage(note), update.update_id, droppable=True)
         s.inbox.mark_handled(update.update_id)
 
 
@@ -492,7 +494,7 @@ def control(s: Services, session: Session, action: str, update_id: int | None) -
     summary = group_summary(s, session, lesson, session.node)
     session = s.sessions.update(session, state="stopped", due_at=None)
     hint = send_scores(s, session, lesson, update_id)
-    s.outbox.add(session.chat_id, OutMessage(f"⏹ The study session has ended.\n\n{summary}{hint}"), update_id, thread=session.thread)
+    post(s, session, OutMessage(f"⏹ The study session has ended.\n\n{summary}{hint}"), update_id)
     return None
 
 
