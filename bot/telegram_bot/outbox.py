@@ -212,18 +212,21 @@ class Outbox:
         """The group `old` is now the supergroup `new`: everything stored for it moves (see
         `Store.move_chat`), its waiting rows included. Ask for `new` after the commit."""
         for chat in (old, new):
-            self.queued.pop(chat, None)
-            self.clean.discard(chat)
-            self.store.on_commit(lambda chat=chat: self._changed(chat))
+            self._rewritten(chat)
         return self.store.move_chat(old, new)
 
     def leave_topic(self, chat_id: int, thread: int) -> None:
         """The group's forum topic `thread` is gone: its waiting rows go to the General topic
         (see `Store.leave_topic`). Ask for the chat after the commit."""
+        self._rewritten(chat_id)
+        self.store.leave_topic(chat_id, thread)
+
+    def _rewritten(self, chat_id: int) -> None:
+        """The chat's waiting rows are being rewritten in the store: what is kept of them in
+        memory goes, and they are read again once the change is committed."""
         self.queued.pop(chat_id, None)
         self.clean.discard(chat_id)
         self.store.on_commit(lambda: self._changed(chat_id))
-        self.store.leave_topic(chat_id, thread)
 
     def supersede(self, chat_id: int) -> None:
         """A newer reply for the chat is coming: droppable rows that have not gone out are moot.
