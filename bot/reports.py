@@ -407,14 +407,13 @@ def transcript(store: Store, lessons: dict[str, LoadedLesson], learner: str, fil
             said = _said(loaded.lesson, value)
             if said:
                 lines.append(Line(at, "learner", said, _gap(lines, at)))
-            try:
-                result = engine.step(loaded.lesson, state, value)
-                outputs = result.outputs
-            except engine.InputError:  # the lesson changed since: say what was recorded
-                outputs = ()
+            outputs: tuple = ()  # in a group: feedback and remedies are the member's own, the group saw none
+            if group is None:
+                try:
+                    outputs = engine.step(loaded.lesson, state, value).outputs
+                except engine.InputError:  # the lesson changed since: say what was recorded
+                    pass
             state = State.from_dict(json.loads(raw_state))
-            if group is not None:
-                outputs = ()  # feedback and remedies are the member's own: the group saw none of them
             for output in outputs:
                 text = _shown(output)
                 if text:
@@ -428,13 +427,14 @@ def _group_steps(lesson: Lesson):
     up to and including `node` (none if `node` is not on the group's path), shown with the
     group's `seed`."""
     steps = engine.group_path(lesson)
-    shown = {"upto": -1}
+    shown = 0  # the group's steps shown so far
 
     def upto(node: str | None, seed: int) -> list[str]:
-        if node not in steps or steps.index(node) <= shown["upto"]:
+        nonlocal shown
+        if node not in steps or steps.index(node) < shown:
             return []
-        start, shown["upto"] = shown["upto"] + 1, steps.index(node)
-        found = (_shown(engine.view(lesson, State(node=step, seed=seed))) for step in steps[start:shown["upto"] + 1])
+        start, shown = shown, steps.index(node) + 1
+        found = (_shown(engine.view(lesson, State(node=step, seed=seed))) for step in steps[start:shown])
         return [text for text in found if text]
 
     return upto
