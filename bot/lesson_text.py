@@ -42,7 +42,7 @@ class _Refused(yaml.MarkedYAMLError):
 class _Resolver(yaml.resolver.Resolver):
     """PyYAML's resolver with YAML 1.2's booleans: only true and false (True, TRUE, ...).
 
-    YAML 1.1 also reads yes, no, on, off, y and n as booleans, so an unquoted `correct: yes`
+    YAML 1.1 also reads yes, no, on and off as booleans, so an unquoted `correct: yes`
     would be true; here it stays the text "yes", which a true-or-false field refuses."""
 
     yaml_implicit_resolvers = {
